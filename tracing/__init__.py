@@ -1,0 +1,1 @@
+"""Tracing: span receivers (OTLP, Zipkin) and, later, the instrumentation library."""
