@@ -1,1 +1,37 @@
-"""Storage: the only package that speaks SQL (ClickHouse, embedded or server)."""
+"""Storage: the only package that speaks SQL (ClickHouse, embedded or server).
+
+Start with :func:`open_store`, which turns a ``--store`` URL into a
+:class:`SpanStore`, and put a :class:`BatchWriter` in front of it on the
+ingest path. Everything SQL is below this package: ``schema`` (the DDL, per
+server capabilities), ``migrations``, ``queries`` (the reads, written once),
+``sql`` (parameter rendering per backend) and the two backends.
+"""
+
+from tinct.storage.base import SpanReader, SpanRow, SpanStore, SpanWriter
+from tinct.storage.batches import InvalidBatchError
+from tinct.storage.chdb_store import ChdbSpanStore
+from tinct.storage.clickhouse_store import ClickHouseSpanStore
+from tinct.storage.factory import DEFAULT_DATA_DIR, StoreLocation, open_store, parse_store_url
+from tinct.storage.memory import InMemorySpanStore
+from tinct.storage.schema import Capabilities
+from tinct.storage.sqlstore import SqlSpanStore
+from tinct.storage.writer import BatchWriter, QueueFullError
+
+__all__ = [
+    "open_store",
+    "parse_store_url",
+    "StoreLocation",
+    "DEFAULT_DATA_DIR",
+    "SpanStore",
+    "SpanReader",
+    "SpanWriter",
+    "SpanRow",
+    "SqlSpanStore",
+    "ChdbSpanStore",
+    "ClickHouseSpanStore",
+    "InMemorySpanStore",
+    "Capabilities",
+    "BatchWriter",
+    "QueueFullError",
+    "InvalidBatchError",
+]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,3 +97,53 @@ def clickhouse_server(workdir: Path) -> Iterator[int]:
     finally:
         stop_pid(proc)
         log.close()
+
+
+_SERVING = re.compile(r"serving (UI and APIs|OTLP/gRPC|OTLP/HTTP|Zipkin) on (\S+)")
+
+
+class TinctProcess:
+    """`python -m tinct up` on free ports (all 0); URLs read from its log.
+
+    ``urls`` maps "UI and APIs", "OTLP/gRPC", "OTLP/HTTP", "Zipkin" to what
+    the process logged; ``main`` is the main port's base URL without the
+    trailing slash. ``lines`` collects stderr.
+    """
+
+    def __init__(self, data: Path, *extra: str) -> None:
+        ports = ["--port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0", "--zipkin-port"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tinct", "up", "--data", str(data), *ports, "0", *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TINCT_CONFIG": ""},
+        )
+        self.lines: list[str] = []
+        self.urls: dict[str, str] = {}
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if match := _SERVING.search(line):
+                self.urls[match.group(1)] = match.group(2)
+            if "ready:" in line:
+                self._ready.set()
+        self._ready.set()  # exited: don't make wait_ready sit out its timeout
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Wait for the store to be open (the process logs "ready:")."""
+        if not self._ready.wait(timeout) or self.proc.poll() is not None:
+            raise AssertionError("tinct did not become ready:\n" + "".join(self.lines))
+
+    @property
+    def main(self) -> str:
+        return self.urls["UI and APIs"].rstrip("/")
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit code (SIGKILL after ``timeout``)."""
+        stop_pid(self.proc, timeout)
+        return int(self.proc.returncode)

@@ -1,0 +1,61 @@
+# One-command set-up on a fresh machine:
+#   make run    create .venv, install tinct, start `tinct up` on the embedded store
+#   make test   install everything the tests need (pip + Debian packages), lint, type-check, test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the test suite starts as real servers.
+DEB_PACKAGES := clickhouse-server
+TYPECHECK_TREE := build/typecheck
+
+.PHONY: run test venv install install-test debs lint typecheck pytest bench clean
+
+run: install
+	$(VENV)/bin/tinct up $(ARGS)
+
+venv: $(PY)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -U pip
+
+install: venv
+	$(PIP) install -q -e .
+
+install-test: venv
+	$(PIP) install -q -e '.[test]'
+
+# Install the Debian packages the tests need, only when they are missing.
+debs:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: install-test debs lint typecheck pytest
+
+lint:
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+# The installed namespace maps tinct.storage -> storage/ (etc.); mypy can't follow
+# setuptools' editable finder, so it checks a tree of symlinks with the same shape.
+typecheck:
+	@rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/tinct
+	@for f in tinct/*; do case $$f in *__pycache__*) ;; *) ln -s ../../../$$f $(TYPECHECK_TREE)/tinct/;; esac; done
+	@for p in tracing storage collectors dashboards; do ln -s ../../../$$p $(TYPECHECK_TREE)/tinct/$$p; done
+	cd $(TYPECHECK_TREE) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p tinct
+
+pytest:
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+bench: install-test debs
+	$(PY) -m bench.ingest
+
+clean:
+	rm -rf build .mypy_cache .pytest_cache .ruff_cache

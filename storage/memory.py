@@ -1,0 +1,102 @@
+"""An in-memory SpanStore for tests of the layers above storage.
+
+It answers like the ClickHouse stores (the storage tests run the same read
+tests against all three), without SQL, files or servers; receivers and query
+APIs can test against it in microseconds. Not meant for production: nothing
+is persisted and every search is a linear scan.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pyarrow as pa
+
+from tinct.errors import StorageError
+from tinct.spans import TraceQuery, tag_entry
+from tinct.storage.base import SpanRow
+from tinct.storage.batches import normalize_batch
+
+__all__ = ["InMemorySpanStore"]
+
+
+class InMemorySpanStore:
+    """A :class:`~tinct.storage.base.SpanStore` in a dict. Thread-safe (one lock)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._traces: dict[bytes, list[SpanRow]] = {}
+        self._operations: set[tuple[str, str, int]] = set()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("in-memory store is closed")
+
+    def write_spans(self, batch: pa.Table) -> None:
+        """Store every span of a SPAN_SCHEMA batch."""
+        rows = normalize_batch(batch).to_pylist()
+        with self._lock:
+            self._check_open()
+            for row in rows:
+                self._traces.setdefault(row["trace_id"], []).append(row)
+                self._operations.add((row["service"], row["name"], row["kind"]))
+
+    def get_trace(self, trace_id: bytes) -> list[SpanRow]:
+        """Every span of the trace ordered by start; [] if unknown."""
+        with self._lock:
+            self._check_open()
+            spans = list(self._traces.get(bytes(trace_id), []))
+        return sorted((dict(s) for s in spans), key=lambda s: (s["start_ns"], s["span_id"]))
+
+    def find_traces(self, query: TraceQuery) -> list[list[SpanRow]]:
+        """Whole traces with a span matching every condition, newest first."""
+        if query.limit <= 0:
+            return []
+        wanted = [tag_entry(k, v) for k, v in query.tags.items()]
+        newest: dict[bytes, int] = {}
+        with self._lock:
+            self._check_open()
+            for trace_id, spans in self._traces.items():
+                for span in spans:
+                    if _matches(span, query, wanted):
+                        newest[trace_id] = max(newest.get(trace_id, 0), span["start_ns"])
+        ranked = sorted(newest, key=lambda t: (-newest[t], t))[: query.limit]
+        return [self.get_trace(t) for t in ranked]
+
+    def services(self) -> list[str]:
+        """Service names seen, sorted."""
+        with self._lock:
+            self._check_open()
+            return sorted({service for service, _, _ in self._operations})
+
+    def operations(self, service: str, span_kind: int | None = None) -> list[tuple[str, int]]:
+        """(span name, kind) pairs seen for ``service``, sorted."""
+        with self._lock:
+            self._check_open()
+            return sorted(
+                (name, kind)
+                for svc, name, kind in self._operations
+                if svc == service and (span_kind is None or kind == span_kind)
+            )
+
+    def close(self) -> None:
+        """Forget everything. Idempotent."""
+        with self._lock:
+            self._closed = True
+            self._traces.clear()
+            self._operations.clear()
+
+
+def _matches(span: SpanRow, q: TraceQuery, tags: list[str]) -> bool:
+    start, duration = span["start_ns"], span["duration_ns"]
+    return (
+        span["service"] == q.service
+        and (not q.operation or span["name"] == q.operation)
+        and (q.span_kind is None or span["kind"] == q.span_kind)
+        and (q.start_min_ns is None or start >= q.start_min_ns)
+        and (q.start_max_ns is None or start <= q.start_max_ns)
+        and (q.duration_min_ns is None or duration >= q.duration_min_ns)
+        and (q.duration_max_ns is None or duration <= q.duration_max_ns)
+        and all(t in span["tags"] for t in tags)
+    )

@@ -1,0 +1,151 @@
+"""The read queries, written once for both backends.
+
+Each function returns a :class:`~tinct.storage.sql.Sql` for a
+:class:`~tinct.storage.schema.SchemaTarget`; the store runs it on whichever
+backend it has. The SQL sticks to what ClickHouse 18.16 understands.
+Trace ids travel as hex text through ``unhex()``, which keeps binary values
+out of both parameter mechanisms' text escaping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tinct.spans import SPAN_COLUMNS, TraceQuery, tag_entry
+from tinct.storage import schema
+from tinct.storage.schema import SchemaTarget
+from tinct.storage.sql import Sql, SqlBuilder
+
+__all__ = [
+    "trace_bounds",
+    "spans_of_traces",
+    "matching_traces",
+    "services",
+    "operations",
+    "active_partitions",
+    "table_engine",
+    "is_empty_search",
+    "UINT64_MAX",
+    "INT64_MIN",
+    "INT64_MAX",
+]
+
+UINT64_MAX = 2**64 - 1
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_UINT32_MAX = 2**32 - 1
+
+_SPAN_SELECT = ", ".join(SPAN_COLUMNS)
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, value))
+
+
+def _ids_in(b: SqlBuilder, trace_ids: Sequence[bytes]) -> str:
+    return ", ".join(f"unhex({b.param(t.hex(), 'String')})" for t in trace_ids)
+
+
+def trace_bounds(target: SchemaTarget, trace_ids: Sequence[bytes]) -> Sql:
+    """Index rows found, earliest start and latest end of the given traces."""
+    b = SqlBuilder()
+    return b.build(
+        "SELECT count() AS n, min(start_ns) AS lo, max(end_ns) AS hi "
+        f"FROM {target.table(schema.TRACE_INDEX)} WHERE trace_id IN ({_ids_in(b, trace_ids)})"
+    )
+
+
+def spans_of_traces(target: SchemaTarget, trace_ids: Sequence[bytes], lo: int, hi: int) -> Sql:
+    """Every span of the traces, restricted to their time range so that only
+    the partitions holding them are read; ordered by start time."""
+    b = SqlBuilder()
+    return b.build(
+        f"SELECT {_SPAN_SELECT} FROM {target.table(schema.SPANS)} "
+        f"WHERE trace_id IN ({_ids_in(b, trace_ids)}) "
+        f"AND start_ns >= {b.param(lo, 'UInt64')} AND start_ns <= {b.param(hi, 'UInt64')} "
+        "ORDER BY start_ns, span_id"
+    )
+
+
+def is_empty_search(query: TraceQuery) -> bool:
+    """True when no span can match, e.g. ``start_max_ns < 0``; saves a query."""
+    return (
+        query.limit <= 0
+        or (query.span_kind is not None and not 0 <= query.span_kind <= 255)
+        or (query.start_max_ns is not None and query.start_max_ns < 0)
+        or (query.start_min_ns is not None and query.start_min_ns > UINT64_MAX)
+        or (query.duration_max_ns is not None and query.duration_max_ns < INT64_MIN)
+        or (query.duration_min_ns is not None and query.duration_min_ns > INT64_MAX)
+    )
+
+
+def matching_traces(target: SchemaTarget, query: TraceQuery) -> Sql:
+    """Ids of traces with a span matching every condition, newest first.
+
+    Jaeger's FindTraces rule: all conditions hold for one span. A trace is
+    ranked by the start of its newest matching span. Bounds are inclusive and
+    clamped to the column types (call :func:`is_empty_search` first).
+    """
+    b = SqlBuilder()
+    where = [f"service = {b.param(query.service, 'String')}"]
+    if query.operation:
+        where.append(f"name = {b.param(query.operation, 'String')}")
+    if query.span_kind is not None:
+        where.append(f"kind = {b.param(query.span_kind, 'UInt8')}")
+    if query.start_min_ns is not None:
+        where.append(f"start_ns >= {b.param(_clamp(query.start_min_ns, 0, UINT64_MAX), 'UInt64')}")
+    if query.start_max_ns is not None:
+        where.append(f"start_ns <= {b.param(_clamp(query.start_max_ns, 0, UINT64_MAX), 'UInt64')}")
+    if query.duration_min_ns is not None:
+        low = _clamp(query.duration_min_ns, INT64_MIN, INT64_MAX)
+        where.append(f"duration_ns >= {b.param(low, 'Int64')}")
+    if query.duration_max_ns is not None:
+        high = _clamp(query.duration_max_ns, INT64_MIN, INT64_MAX)
+        where.append(f"duration_ns <= {b.param(high, 'Int64')}")
+    for key, value in sorted(query.tags.items()):
+        where.append(f"has(tags, {b.param(tag_entry(key, value), 'String')})")
+    limit = b.param(_clamp(query.limit, 0, _UINT32_MAX), "UInt32")
+    return b.build(
+        f"SELECT trace_id, max(start_ns) AS newest FROM {target.table(schema.SPANS)} "
+        f"WHERE {' AND '.join(where)} "
+        f"GROUP BY trace_id ORDER BY newest DESC, trace_id LIMIT {limit}"
+    )
+
+
+def services(target: SchemaTarget) -> Sql:
+    """Distinct services, sorted; GROUP BY so unmerged duplicates don't show."""
+    return Sql(
+        f"SELECT service FROM {target.table(schema.OPERATIONS)} GROUP BY service ORDER BY service"
+    )
+
+
+def operations(target: SchemaTarget, service: str, span_kind: int | None) -> Sql:
+    """Distinct (name, kind) of a service, sorted; ``span_kind`` must fit UInt8."""
+    b = SqlBuilder()
+    where = f"service = {b.param(service, 'String')}"
+    if span_kind is not None:
+        where += f" AND kind = {b.param(span_kind, 'UInt8')}"
+    return b.build(
+        f"SELECT name, kind FROM {target.table(schema.OPERATIONS)} WHERE {where} "
+        "GROUP BY name, kind ORDER BY name, kind"
+    )
+
+
+def active_partitions(target: SchemaTarget, table: str) -> Sql:
+    """Partition ids holding active parts of one of tinct's tables."""
+    b = SqlBuilder()
+    return b.build(
+        "SELECT DISTINCT partition_id FROM system.parts "
+        f"WHERE database = {b.param(target.database, 'String')} "
+        f"AND table = {b.param(table, 'String')} AND active"
+    )
+
+
+def table_engine(target: SchemaTarget, table: str) -> Sql:
+    """``engine_full`` of a table (engine, keys, TTL, settings)."""
+    b = SqlBuilder()
+    return b.build(
+        "SELECT engine_full FROM system.tables "
+        f"WHERE database = {b.param(target.database, 'String')} "
+        f"AND name = {b.param(table, 'String')}"
+    )

@@ -1,0 +1,300 @@
+"""The one place tinct's ClickHouse tables are defined.
+
+Every backend (embedded chdb, a ClickHouse server, later a cluster) gets its
+DDL from here, rendered for what the server can do. :class:`Capabilities` is
+detected from ``SELECT version()``: ClickHouse 18.16 (Debian's server) has no
+column codecs, no TTL, LowCardinality only behind an experimental flag and
+experimental skip indexes, so tables are created without them there; current
+ClickHouse (chdb 26.x) gets all of them. The answers are the same either way,
+only storage size and speed differ.
+
+Each table has one function returning its ``CREATE TABLE``. They take a
+:class:`SchemaTarget` that knows the database, the capabilities and how to
+name an engine, so cluster DDL (``ON CLUSTER``, ``Replicated*`` engines,
+``Distributed`` tables) can later be added in :class:`SchemaTarget` without
+touching the column lists. Which DDL runs when is decided by
+``tinct.storage.migrations``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tinct.storage.sql import ident
+
+__all__ = [
+    "Capabilities",
+    "SchemaTarget",
+    "SPANS",
+    "TRACE_INDEX",
+    "OPERATIONS",
+    "SCHEMA_VERSION",
+    "RETENTION_TABLES",
+    "SPAN_COLUMN_TYPES",
+    "day_expr",
+    "spans_table",
+    "trace_index_table",
+    "operations_table",
+    "schema_version_table",
+    "skip_indexes",
+    "ttl_clause",
+]
+
+SPANS = "tinct_spans"
+TRACE_INDEX = "tinct_trace_index"
+OPERATIONS = "tinct_operations"
+SCHEMA_VERSION = "tinct_schema_version"
+# Daily-partitioned tables that retention applies to.
+RETENTION_TABLES = (SPANS, TRACE_INDEX)
+
+# Dates past 2100-01-01 are folded into that day: Date/DateTime on 18.16 end
+# in 2105/2106 and wrap silently beyond, while start_ns may be near 2**64.
+_MAX_DAY_SECONDS = 4102444800
+
+
+def day_expr(column: str) -> str:
+    """UTC day (``Date``) of a nanosecond timestamp column, same on every version."""
+    return f"toDate(toDateTime(least(intDiv({column}, 1000000000), {_MAX_DAY_SECONDS}), 'UTC'))"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the connected ClickHouse can do, from its version number.
+
+    Attributes:
+        version: ``(major, minor)``, e.g. ``(18, 16)`` or ``(26, 9)``.
+        low_cardinality: ``LowCardinality(String)`` without experimental flags.
+        codecs: per-column ``CODEC(...)``.
+        ttl: table ``TTL`` expressions (and ``ALTER TABLE ... MODIFY TTL``).
+        skip_indexes: data skipping indexes (``bloom_filter``, ``minmax``)
+            outside experimental mode.
+    """
+
+    version: tuple[int, int]
+    low_cardinality: bool
+    codecs: bool
+    ttl: bool
+    skip_indexes: bool
+
+    @classmethod
+    def from_version(cls, version: str) -> Capabilities:
+        """Capabilities of a server whose ``version()`` returned ``version``.
+
+        Only 18.16 and current releases are tested, so the thresholds are
+        deliberately on the late side of each feature's arrival in the 19.x
+        series (skip indexes: the 20.3 LTS); a server in between merely gets
+        the plainer DDL.
+
+        Raises:
+            ValueError: ``version`` does not start with ``major.minor``.
+        """
+        match = re.match(r"\s*(\d+)\.(\d+)", version)
+        if not match:
+            raise ValueError(f"unrecognised ClickHouse version {version!r}")
+        v = (int(match.group(1)), int(match.group(2)))
+        return cls(
+            version=v,
+            low_cardinality=v >= (19, 3),
+            codecs=v >= (19, 11),
+            ttl=v >= (19, 6),
+            skip_indexes=v >= (20, 3),
+        )
+
+
+@dataclass(frozen=True)
+class SchemaTarget:
+    """Where and for what server DDL is rendered.
+
+    Attributes:
+        database: database holding tinct's tables (checked identifier).
+        caps: server capabilities.
+        retention_days: days of spans to keep; 0 keeps everything.
+    """
+
+    database: str
+    caps: Capabilities
+    retention_days: int = 0
+
+    def table(self, name: str) -> str:
+        """Qualified, quoted table name."""
+        return f"{ident(self.database)}.{ident(name)}"
+
+    def engine(self, family: str, *args: str) -> str:
+        """Engine clause; the hook where a cluster target would add ``Replicated``."""
+        return f"{family}({', '.join(args)})"
+
+    def lc(self, inner: str = "String") -> str:
+        """``LowCardinality(inner)`` where supported, else ``inner``."""
+        return f"LowCardinality({inner})" if self.caps.low_cardinality else inner
+
+    def codec(self, spec: str) -> str:
+        """`` CODEC(spec)`` where supported, else nothing."""
+        return f" CODEC({spec})" if self.caps.codecs else ""
+
+
+_ZSTD = "ZSTD(1)"
+
+# Column name -> (type with "{lc}" for a LowCardinality-able String, codec).
+# This is schema version 1's spans table, in tinct.spans.SPAN_SCHEMA order;
+# columns added later belong in a migration, not here.
+SPAN_COLUMN_TYPES: dict[str, tuple[str, str]] = {
+    "trace_id": ("FixedString(16)", _ZSTD),
+    "span_id": ("FixedString(8)", _ZSTD),
+    "parent_span_id": ("String", _ZSTD),
+    "trace_state": ("String", _ZSTD),
+    "flags": ("UInt32", ""),
+    "service": ("{lc}", ""),
+    "name": ("{lc}", ""),
+    "kind": ("UInt8", ""),
+    # Sorted within (service, name): deltas are small.
+    "start_ns": ("UInt64", "Delta, " + _ZSTD),
+    "duration_ns": ("Int64", _ZSTD),
+    "status_code": ("UInt8", ""),
+    "status_message": ("String", _ZSTD),
+    "http_route": ("{lc}", ""),
+    "http_method": ("{lc}", ""),
+    "http_status_code": ("UInt16", ""),
+    "peer_service": ("{lc}", ""),
+    "server_address": ("{lc}", ""),
+    "db_system": ("{lc}", ""),
+    "enduser_id": ("String", _ZSTD),
+    "dye": ("String", _ZSTD),
+    "sampling_probability": ("Float64", ""),
+    "attr_keys": ("Array({lc})", ""),
+    "attr_types": ("Array(UInt8)", ""),
+    "attr_values": ("Array(String)", _ZSTD),
+    "dropped_attributes_count": ("UInt32", ""),
+    "resource_keys": ("Array({lc})", ""),
+    "resource_types": ("Array(UInt8)", ""),
+    "resource_values": ("Array(String)", _ZSTD),
+    "resource_dropped": ("UInt32", ""),
+    "resource_schema_url": ("{lc}", ""),
+    "scope_name": ("{lc}", ""),
+    "scope_version": ("{lc}", ""),
+    "scope_keys": ("Array({lc})", ""),
+    "scope_types": ("Array(UInt8)", ""),
+    "scope_values": ("Array(String)", _ZSTD),
+    "scope_dropped": ("UInt32", ""),
+    "scope_schema_url": ("{lc}", ""),
+    "event_times": ("Array(UInt64)", _ZSTD),
+    "event_names": ("Array({lc})", ""),
+    "event_attrs": ("Array(String)", _ZSTD),
+    "event_dropped": ("Array(UInt32)", ""),
+    "dropped_events_count": ("UInt32", ""),
+    "link_trace_ids": ("Array(String)", _ZSTD),
+    "link_span_ids": ("Array(String)", _ZSTD),
+    "link_trace_states": ("Array(String)", _ZSTD),
+    "link_flags": ("Array(UInt32)", ""),
+    "link_attrs": ("Array(String)", _ZSTD),
+    "link_dropped": ("Array(UInt32)", ""),
+    "dropped_links_count": ("UInt32", ""),
+    "tags": ("Array(String)", _ZSTD),
+}
+
+
+def ttl_clause(target: SchemaTarget, day: str) -> str:
+    """TTL expression keeping at least ``retention_days`` whole days, or "".
+
+    A row of day ``d`` expires once ``today > d + retention_days``, which is
+    exactly when :meth:`SqlSpanStore.apply_retention` drops partition ``d``.
+    """
+    if not target.caps.ttl or target.retention_days <= 0:
+        return ""
+    return f"{day} + toIntervalDay({int(target.retention_days) + 1})"
+
+
+def _create(target: SchemaTarget, name: str, columns: list[str], tail: list[str]) -> str:
+    body = ",\n    ".join(columns)
+    return f"CREATE TABLE IF NOT EXISTS {target.table(name)} (\n    {body}\n)\n" + "\n".join(tail)
+
+
+def spans_table(target: SchemaTarget) -> str:
+    """The spans table: one row per span, every SPAN_SCHEMA column.
+
+    Daily partitions on the UTC day of ``start_ns`` (an expression, so the
+    partition min/max index is on ``start_ns`` and ``start_ns`` bounds prune
+    partitions); sorted like the OpenTelemetry Collector's ``otel_traces``.
+    """
+    columns = []
+    for col, (type_, codec) in SPAN_COLUMN_TYPES.items():
+        compression = target.codec(codec) if codec else ""
+        columns.append(f"{col} {type_.format(lc=target.lc())}{compression}")
+    day = day_expr("start_ns")
+    tail = [
+        f"ENGINE = {target.engine('MergeTree')}",
+        f"PARTITION BY {day}",
+        "ORDER BY (service, name, start_ns)",
+    ]
+    ttl = ttl_clause(target, day)
+    if ttl:
+        tail.append(f"TTL {ttl}")
+    return _create(target, SPANS, columns, tail)
+
+
+def trace_index_table(target: SchemaTarget) -> str:
+    """trace id -> time range, one row per (batch, trace, service).
+
+    Written by the store with each batch rather than by a materialized view,
+    so both backends fill it the same way. Rows for one trace are combined
+    with ``min``/``max`` at read time. Partitioned by the day of the newest
+    span, so the index outlives the trace's oldest spans, never the reverse.
+    """
+    day = day_expr("end_ns")
+    columns = [
+        f"trace_id FixedString(16){target.codec(_ZSTD)}",
+        f"service {target.lc()}",
+        f"start_ns UInt64{target.codec(_ZSTD)}",
+        f"end_ns UInt64{target.codec(_ZSTD)}",
+        "span_count UInt32",
+    ]
+    tail = [f"ENGINE = {target.engine('MergeTree')}", f"PARTITION BY {day}", "ORDER BY trace_id"]
+    ttl = ttl_clause(target, day)
+    if ttl:
+        tail.append(f"TTL {ttl}")
+    return _create(target, TRACE_INDEX, columns, tail)
+
+
+def operations_table(target: SchemaTarget) -> str:
+    """(service, span name, kind) seen, with the newest start written.
+
+    ReplacingMergeTree keeps one row per key after merges; reads group by the
+    key so they are right before merges too.
+    """
+    columns = [
+        f"service {target.lc()}",
+        f"name {target.lc()}",
+        "kind UInt8",
+        "last_seen_ns UInt64",
+    ]
+    tail = [
+        f"ENGINE = {target.engine('ReplacingMergeTree', 'last_seen_ns')}",
+        "ORDER BY (service, name, kind)",
+    ]
+    return _create(target, OPERATIONS, columns, tail)
+
+
+def schema_version_table(target: SchemaTarget) -> str:
+    """Applied migrations, one row each; the schema version is ``max(version)``."""
+    columns = ["version UInt32", "description String", "applied_ns UInt64"]
+    tail = [f"ENGINE = {target.engine('MergeTree')}", "ORDER BY version"]
+    return _create(target, SCHEMA_VERSION, columns, tail)
+
+
+def skip_indexes(target: SchemaTarget) -> list[str]:
+    """Data skipping indexes on the spans table, where the server supports them.
+
+    ``trace_id`` lookups and tag searches would otherwise scan every granule
+    of the searched partitions.
+    """
+    if not target.caps.skip_indexes:
+        return []
+    table = target.table(SPANS)
+    return [
+        f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS idx_trace_id trace_id "
+        "TYPE bloom_filter(0.001) GRANULARITY 1",
+        f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS idx_tags tags "
+        "TYPE bloom_filter(0.01) GRANULARITY 1",
+        f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS idx_duration duration_ns "
+        "TYPE minmax GRANULARITY 1",
+    ]

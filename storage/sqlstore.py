@@ -1,0 +1,279 @@
+"""The span store, written once over a minimal backend interface.
+
+:class:`SqlSpanStore` holds everything that is the same on chdb and on a
+ClickHouse server: opening (capabilities, migrations, retention), what a
+write inserts, and how reads are answered. A :class:`Backend` only runs
+:class:`~tinct.storage.sql.Sql`, inserts an Arrow table and closes; the two
+implementations live in ``chdb_store`` and ``clickhouse_store``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from tinct.errors import ConfigError, SchemaError, StorageError
+from tinct.spans import TraceQuery
+from tinct.storage import queries, schema
+from tinct.storage.base import SpanRow
+from tinct.storage.batches import normalize_batch, operation_rows, to_span_rows, trace_index_rows
+from tinct.storage.migrations import MIGRATIONS, Migration, migrate
+from tinct.storage.schema import Capabilities, SchemaTarget
+from tinct.storage.sql import Sql, SqlRunner, ident
+
+__all__ = ["Backend", "SqlSpanStore"]
+
+logger = logging.getLogger(__name__)
+
+_DAY_NS = 86_400 * 10**9
+# An operation already written is written again only when seen this much
+# later (span time), so last_seen_ns stays roughly current at ~no cost.
+_OPERATION_REFRESH_NS = 3600 * 10**9
+_PARTITION_ID = re.compile(r"(\d{4})(\d{2})(\d{2})\Z")
+_TTL_DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)")
+
+
+class Backend(SqlRunner, Protocol):
+    """What :class:`SqlSpanStore` needs from an engine. Thread-safe; raises StorageError."""
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        """Insert ``data`` into the qualified ``table``; columns by name."""
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+
+class SqlSpanStore:
+    """A :class:`~tinct.storage.base.SpanStore` over any :class:`Backend`.
+
+    Opening creates the database if missing, applies missing migrations,
+    brings TTLs in line with ``retention_days`` and applies retention once.
+
+    Args:
+        backend: the engine; owned by the store from now on (closed with it).
+        database: database holding the tables.
+        retention_days: keep at least this many whole days of spans; 0 keeps
+            everything, whatever its timestamps.
+        migrations: schema steps (tests pass a prefix to simulate old stores).
+        now_ns: wall clock in Unix nanoseconds, for retention and bookkeeping.
+
+    Raises:
+        ConfigError: bad ``database`` or ``retention_days``.
+        SchemaError: the schema cannot be created or migrated.
+        StorageError: the backend failed.
+
+    Threading: every public method may be called from any thread; writes
+    from one writer thread run concurrently with reads.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        database: str,
+        *,
+        retention_days: int = 0,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        now_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._backend = backend
+        self._now_ns = now_ns
+        self._closed = False
+        self._ops_lock = threading.Lock()
+        self._ops_written: dict[tuple[str, str, int], int] = {}
+        try:
+            if retention_days < 0:
+                raise ConfigError(
+                    f"retention_days must be >= 0 (0 keeps all), got {retention_days}"
+                )
+            try:
+                ident(database)
+            except ValueError as exc:
+                raise ConfigError(f"store database name: {exc}") from exc
+            version = backend.select(Sql("SELECT version() AS v")).column(0)[0].as_py()
+            caps = Capabilities.from_version(_text(version))
+            self.target = SchemaTarget(database, caps, retention_days)
+            backend.execute(Sql(f"CREATE DATABASE IF NOT EXISTS {ident(database)}"))
+            self.applied_migrations = migrate(backend, self.target, migrations, clock=now_ns)
+            self._sync_ttl()
+            self.apply_retention()
+        except BaseException:
+            backend.close()
+            raise
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the server supports, detected at open."""
+        return self.target.caps
+
+    # -- writes ---------------------------------------------------------------
+
+    def write_spans(self, batch: pa.Table) -> None:
+        """Insert a SPAN_SCHEMA batch with its trace-index and operation rows.
+
+        Operations and index rows go first: if the spans insert then fails, a
+        retry leaves only harmless duplicates there, never orphaned spans.
+
+        Raises:
+            InvalidBatchError: the batch does not fit SPAN_SCHEMA.
+            StorageError: the backend failed; nothing or part was written.
+        """
+        table = normalize_batch(batch)
+        if table.num_rows == 0:
+            return
+        ops = operation_rows(table)
+        fresh = self._unwritten_operations(ops)
+        if fresh:
+            self._backend.insert(
+                self.target.table(schema.OPERATIONS),
+                pa.Table.from_pylist(fresh, schema=ops.schema),
+            )
+            with self._ops_lock:
+                for row in fresh:
+                    key = (row["service"], row["name"], row["kind"])
+                    seen = self._ops_written.get(key, 0)
+                    self._ops_written[key] = max(seen, row["last_seen_ns"])
+        self._backend.insert(self.target.table(schema.TRACE_INDEX), trace_index_rows(table))
+        self._backend.insert(self.target.table(schema.SPANS), table)
+
+    def _unwritten_operations(self, ops: pa.Table) -> list[dict[str, Any]]:
+        fresh = []
+        with self._ops_lock:
+            for row in ops.to_pylist():
+                seen = self._ops_written.get((row["service"], row["name"], row["kind"]))
+                if seen is None or row["last_seen_ns"] > seen + _OPERATION_REFRESH_NS:
+                    fresh.append(row)
+        return fresh
+
+    # -- reads ----------------------------------------------------------------
+
+    def get_trace(self, trace_id: bytes) -> list[SpanRow]:
+        """Every stored span of the trace ordered by start; [] if unknown.
+
+        Looks the trace up in the trace index first, then reads spans only in
+        its time range (and so only the partitions holding it).
+        """
+        if len(trace_id) != 16:
+            return []
+        traces = self._read_traces([bytes(trace_id)])
+        return traces.get(bytes(trace_id), [])
+
+    def find_traces(self, query: TraceQuery) -> list[list[SpanRow]]:
+        """Whole traces (all spans, all services) with a matching span, newest first."""
+        if queries.is_empty_search(query):
+            return []
+        found = self._backend.select(queries.matching_traces(self.target, query))
+        ids = [bytes(v) for v in found.column("trace_id").to_pylist()] if found.num_rows else []
+        traces = self._read_traces(ids)
+        return [traces[t] for t in ids if t in traces]
+
+    def _read_traces(self, trace_ids: list[bytes]) -> dict[bytes, list[SpanRow]]:
+        if not trace_ids:
+            return {}
+        bounds = self._backend.select(queries.trace_bounds(self.target, trace_ids)).to_pylist()
+        if not bounds or not bounds[0]["n"]:
+            return {}
+        lo, hi = int(bounds[0]["lo"]), int(bounds[0]["hi"])
+        result = self._backend.select(queries.spans_of_traces(self.target, trace_ids, lo, hi))
+        traces: dict[bytes, list[SpanRow]] = {}
+        for row in to_span_rows(result):
+            traces.setdefault(row["trace_id"], []).append(row)
+        return traces
+
+    def services(self) -> list[str]:
+        """Service names seen, sorted."""
+        result = self._backend.select(queries.services(self.target))
+        return [_text(v) for v in result.column(0).to_pylist()] if result.num_rows else []
+
+    def operations(self, service: str, span_kind: int | None = None) -> list[tuple[str, int]]:
+        """(span name, OTLP span kind) pairs seen for ``service``, sorted."""
+        if span_kind is not None and not 0 <= span_kind <= 255:
+            return []
+        result = self._backend.select(queries.operations(self.target, service, span_kind))
+        return [(_text(r["name"]), int(r["kind"])) for r in result.to_pylist()]
+
+    # -- retention and lifecycle -------------------------------------------------
+
+    def apply_retention(self, now_ns: int | None = None) -> list[tuple[str, str]]:
+        """Drop daily partitions wholly older than ``retention_days``.
+
+        Needed where the server has no TTL (18.16); elsewhere it makes expiry
+        prompt and deterministic. Partition ``d`` goes when
+        ``d < today - retention_days`` (UTC), matching the tables' TTL.
+        Does nothing when ``retention_days`` is 0. Safe to call periodically
+        from a background thread.
+
+        Args:
+            now_ns: "now" in Unix nanoseconds; defaults to the store's clock.
+
+        Returns:
+            The dropped ``(table, partition_id)`` pairs.
+        """
+        days = self.target.retention_days
+        if days <= 0:
+            return []
+        now = self._now_ns() if now_ns is None else now_ns
+        oldest_kept = dt.date(1970, 1, 1) + dt.timedelta(days=now // _DAY_NS - days)
+        dropped = []
+        for table in schema.RETENTION_TABLES:
+            parts = self._backend.select(queries.active_partitions(self.target, table))
+            for value in parts.column(0).to_pylist() if parts.num_rows else []:
+                partition = _text(value)
+                match = _PARTITION_ID.match(partition)
+                if not match:
+                    continue
+                day = dt.date(*(int(g) for g in match.groups()))
+                if day < oldest_kept:
+                    # Checked digits only: ALTER takes no query parameters.
+                    self._backend.execute(
+                        Sql(
+                            f"ALTER TABLE {self.target.table(table)} "
+                            f"DROP PARTITION ID '{partition}'"
+                        )
+                    )
+                    dropped.append((table, partition))
+        if dropped:
+            logger.info("retention dropped %d daily partitions: %s", len(dropped), dropped)
+        return dropped
+
+    def _sync_ttl(self) -> None:
+        """Align table TTLs with retention_days when it changed since creation."""
+        if not self.target.caps.ttl:
+            return
+        for table, column in ((schema.SPANS, "start_ns"), (schema.TRACE_INDEX, "end_ns")):
+            rows = self._backend.select(queries.table_engine(self.target, table)).to_pylist()
+            if not rows:
+                continue
+            found = _TTL_DAYS.search(_text(rows[0]["engine_full"]))
+            current = int(found.group(1)) if found else None
+            wanted = schema.ttl_clause(self.target, schema.day_expr(column))
+            wanted_days = self.target.retention_days + 1 if wanted else None
+            if current == wanted_days:
+                continue
+            name = self.target.table(table)
+            change = f"MODIFY TTL {wanted}" if wanted else "REMOVE TTL"
+            statement = f"ALTER TABLE {name} {change}"
+            try:
+                self._backend.execute(Sql(statement))
+            except StorageError as exc:
+                raise SchemaError(f"cannot change the TTL of {name}: {exc}") from exc
+            logger.info("table %s TTL set for %d retention days", name, self.target.retention_days)
+
+    def close(self) -> None:
+        """Release connections and files. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._backend.close()
+
+
+def _text(value: object) -> str:
+    """Backends return String as bytes; text columns are UTF-8."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)

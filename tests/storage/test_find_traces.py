@@ -1,0 +1,183 @@
+"""Jaeger FindTraces semantics, identical on every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from tinct.spans import TraceQuery, tag_entry
+
+from .spanrows import BASE_NS, DAY_NS, MS, batch, span, trace_id
+
+T = BASE_NS
+A, B, C, D, E = (trace_id(n) for n in range(101, 106))
+
+
+def _tags(**kv: str) -> list[str]:
+    return [tag_entry(k.replace("_", "."), v) for k, v in kv.items()]
+
+
+@pytest.fixture
+def shop(store):
+    """Five traces of a small shop; the comments give what each is for."""
+    store.write_spans(
+        batch(
+            # A: oldest; a frontend root calling the backend (another service).
+            span(
+                trace_id=A,
+                service="frontend",
+                name="GET /",
+                kind=2,
+                start_ns=T,
+                duration_ns=100 * MS,
+                tags=_tags(http_method="GET"),
+            ),
+            span(
+                trace_id=A,
+                service="backend",
+                name="SELECT",
+                kind=3,
+                start_ns=T + 10 * MS,
+                duration_ns=50 * MS,
+                tags=_tags(db_system="postgresql"),
+            ),
+            # B: the two tags sit on different spans, so no single span has both.
+            span(
+                trace_id=B,
+                service="frontend",
+                name="GET /",
+                kind=2,
+                start_ns=T + 1000 * MS,
+                duration_ns=10 * MS,
+                tags=_tags(http_method="POST"),
+            ),
+            span(
+                trace_id=B,
+                service="frontend",
+                name="auth",
+                kind=1,
+                start_ns=T + 1001 * MS,
+                duration_ns=1 * MS,
+                tags=_tags(user="bob"),
+            ),
+        )
+    )
+    store.write_spans(
+        batch(
+            # C: newest frontend activity, a slow POST.
+            span(
+                trace_id=C,
+                service="frontend",
+                name="POST /pay",
+                kind=2,
+                start_ns=T + 2000 * MS,
+                duration_ns=1000 * MS,
+                tags=_tags(http_method="POST", user="bob"),
+            ),
+            # D: a frontend span at +500 ms but a much later backend span: ranks by
+            # its newest *matching* span.
+            span(
+                trace_id=D,
+                service="frontend",
+                name="GET /",
+                kind=2,
+                start_ns=T + 500 * MS,
+                duration_ns=100 * MS,
+            ),
+            span(
+                trace_id=D,
+                service="backend",
+                name="batch",
+                kind=1,
+                start_ns=T + 5 * DAY_NS,
+                duration_ns=1,
+            ),
+            # E: backend only.
+            span(
+                trace_id=E,
+                service="backend",
+                name="SELECT",
+                kind=3,
+                start_ns=T + 3000 * MS,
+                duration_ns=-5,
+            ),
+        )
+    )
+    return store
+
+
+def ids(traces) -> list[bytes]:
+    assert all(len({s["trace_id"] for s in t}) == 1 for t in traces)
+    return [t[0]["trace_id"] for t in traces]
+
+
+def find(store, **kw) -> list[bytes]:
+    return ids(store.find_traces(TraceQuery(**kw)))
+
+
+def test_service_returns_whole_traces_newest_first(shop):
+    traces = shop.find_traces(TraceQuery(service="frontend"))
+    assert ids(traces) == [C, B, D, A]
+    by_id = {t[0]["trace_id"]: t for t in traces}
+    # Whole traces: spans of other services and non-matching spans included,
+    # ordered by start.
+    assert [(s["service"], s["name"]) for s in by_id[A]] == [
+        ("frontend", "GET /"),
+        ("backend", "SELECT"),
+    ]
+    assert [s["name"] for s in by_id[D]] == ["GET /", "batch"]
+    assert len(by_id[B]) == 2
+
+
+def test_unknown_service_finds_nothing(shop):
+    assert find(shop, service="nope") == []
+    assert find(shop, service="") == []
+
+
+def test_operation_and_kind(shop):
+    assert find(shop, service="frontend", operation="GET /") == [B, D, A]
+    assert find(shop, service="backend", operation="SELECT") == [E, A]
+    assert find(shop, service="frontend", span_kind=1) == [B]
+    assert find(shop, service="frontend", operation="auth", span_kind=2) == []
+    assert find(shop, service="frontend", span_kind=300) == []
+
+
+def test_tags_must_all_match_on_one_span(shop):
+    assert find(shop, service="frontend", tags={"http.method": "POST"}) == [C, B]
+    assert find(shop, service="frontend", tags={"http.method": "POST", "user": "bob"}) == [C]
+    assert find(shop, service="frontend", tags={"http.method": "PUT"}) == []
+    assert find(shop, service="backend", tags={"db.system": "postgresql"}) == [A]
+
+
+def test_duration_bounds_are_inclusive(shop):
+    assert find(shop, service="frontend", duration_min_ns=100 * MS) == [C, D, A]
+    assert find(shop, service="frontend", duration_max_ns=10 * MS) == [B]
+    assert find(shop, service="frontend", duration_min_ns=10 * MS, duration_max_ns=10 * MS) == [B]
+    assert find(shop, service="backend", duration_max_ns=0) == [E]
+    assert find(shop, service="backend", duration_min_ns=2**70) == []
+    assert find(shop, service="backend", duration_max_ns=-(2**70)) == []
+
+
+def test_start_bounds_are_inclusive(shop):
+    assert find(shop, service="frontend", start_min_ns=T + 500 * MS) == [C, B, D]
+    assert find(shop, service="frontend", start_max_ns=T + 500 * MS) == [D, A]
+    assert find(
+        shop, service="frontend", start_min_ns=T + 500 * MS, start_max_ns=T + 1000 * MS
+    ) == [B, D]
+    assert find(shop, service="frontend", start_max_ns=-1) == []
+    assert find(shop, service="frontend", start_min_ns=2**64) == []
+    assert find(shop, service="frontend", start_min_ns=-5, start_max_ns=2**80) == [C, B, D, A]
+
+
+def test_limit_keeps_the_newest(shop):
+    assert find(shop, service="frontend", limit=2) == [C, B]
+    assert find(shop, service="frontend", limit=1) == [C]
+    assert find(shop, service="frontend", limit=0) == []
+
+
+def test_awkward_tag_values_are_matched_literally(store):
+    value = "it's \\ \t'x' %s {p0:String} ünï"
+    tid = trace_id()
+    store.write_spans(batch(span(trace_id=tid, service="s", tags=[tag_entry("k'", value)])))
+    assert find(store, service="s", tags={"k'": value}) == [tid]
+    assert find(store, service="s", tags={"k'": value[:-1]}) == []
+    assert find(store, service="s", tags={"k": value}) == []

@@ -1,0 +1,125 @@
+"""The main port's app (3000): health, readiness, self-metrics, APIs and the UI.
+
+Paths follow DESIGN.md ("Ports and paths") and Prometheus's management API
+(``/-/healthy``, ``/-/ready`` answer in Prometheus's words). The web UI is a
+Dash app, which is WSGI: it is mounted at ``/`` through a2wsgi, in this same
+process and loop, after every API route so ``/api/...`` and ``/metrics`` win::
+
+    from a2wsgi import WSGIMiddleware
+    app = create_main_app(store, metrics=m, ui=WSGIMiddleware(dash_app.server))
+
+Without a UI, ``/`` is a small page listing what the process serves.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Sequence
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
+
+from tinct import __version__
+from tinct.jaeger_api import JaegerQueryAPI
+from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
+from tinct.storage.base import SpanReader
+
+__all__ = ["create_main_app", "set_store"]
+
+_API_LINKS = (
+    ("Jaeger: services", "/api/services"),
+    ("Jaeger: operations", "/api/operations?service="),
+    ("Jaeger: trace search", "/api/traces?service="),
+    ("Jaeger: one trace", "/api/traces/{traceID}"),
+    ("OTLP JSON: one trace", "/api/v3/traces/{traceID}"),
+    ("tinct's own metrics", "/metrics"),
+    ("health", "/-/healthy"),
+    ("readiness", "/-/ready"),
+)
+
+
+def set_store(app: Starlette, store: SpanReader | None) -> None:
+    """Give the main app its store once open; ``/-/ready`` turns 200."""
+    app.state.store = store
+
+
+def _healthy(request: Request) -> Response:
+    return PlainTextResponse("tinct is Healthy.\n")
+
+
+def _ready(request: Request) -> Response:
+    if request.app.state.store is None:
+        return PlainTextResponse("tinct is not ready: the store is opening.\n", 503)
+    return PlainTextResponse("tinct is Ready.\n")
+
+
+def _metrics(request: Request) -> Response:
+    # A sync endpoint: Starlette runs it in the threadpool (it reads /proc).
+    metrics: SelfMetrics = request.app.state.metrics
+    body, content_type = metrics.exposition()
+    return Response(body, headers={"Content-Type": content_type})
+
+
+def _index_page(about: Sequence[tuple[str, str]]) -> Callable[[Request], Response]:
+    items = "".join(
+        f'<li>{html.escape(label)}: <a href="{html.escape(url)}">{html.escape(url)}</a></li>'
+        for label, url in (*_API_LINKS, *about)
+    )
+    page = (
+        "<!doctype html><html><head><meta charset=utf-8><title>tinct</title></head><body>"
+        f"<h1>tinct {html.escape(__version__)}</h1><p>The web UI is not installed in this "
+        f"build. This process serves:</p><ul>{items}</ul></body></html>"
+    )
+
+    def index(request: Request) -> Response:
+        return HTMLResponse(page)
+
+    return index
+
+
+def create_main_app(
+    store: SpanReader | None = None,
+    *,
+    metrics: SelfMetrics | None = None,
+    ui: ASGIApp | None = None,
+    about: Sequence[tuple[str, str]] = (),
+    clock: Callable[[], int] = time.time_ns,
+) -> Starlette:
+    """Build the main port's Starlette app.
+
+    Args:
+        store: the span store; ``None`` while it opens (APIs answer 503,
+            ``/-/ready`` 503) until :func:`set_store`.
+        metrics: the process's self-metrics, exposed at ``/metrics``.
+        ui: an ASGI app mounted at ``/`` after every other route (the Dash
+            UI through ``a2wsgi.WSGIMiddleware``).
+        about: extra ``(label, url)`` lines for the index page when there is
+            no UI (the receivers' URLs).
+        clock: Unix time in nanoseconds, for the trace search's default window.
+    """
+    metrics = metrics or SelfMetrics()
+    # The API reads the store from the app's state at request time, so
+    # set_store() takes effect without rebuilding routes.
+    api = JaegerQueryAPI(lambda: app.state.store, metrics, clock=clock)
+    routes: list[BaseRoute] = [
+        Route("/-/healthy", _healthy, methods=["GET"]),
+        Route("/-/ready", _ready, methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
+        *api.routes(),
+    ]
+    if ui is not None:
+        routes.append(Mount("/", app=ui))
+    else:
+        routes.append(Route("/", _index_page(about), methods=["GET"]))
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics, server="main")],
+    )
+    app.state.store = store
+    app.state.metrics = metrics
+    return app

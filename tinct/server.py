@@ -1,0 +1,298 @@
+"""``tinct up``: every server of the process in one asyncio loop.
+
+One process, one uvloop event loop: three uvicorn servers (httptools) for the
+main port, OTLP/HTTP and Zipkin, and a ``grpc.aio`` server for OTLP/gRPC.
+Blocking work (store reads, decoding) runs in worker threads.
+
+Startup: bind every port first (a busy port fails fast, exit 1), start
+serving, log each URL once with its real port, then open the store in a
+thread; until it is open the APIs and receivers answer 503 and ``/-/ready``
+says not ready, so health checks and clients see a starting process, not a
+refused connection.
+
+Signals: several ``uvicorn.Server`` instances in one loop would each install
+their own SIGINT/SIGTERM handlers and re-raise the signal when they stop, so
+:class:`_UvicornServer` captures none; tinct installs one handler on the loop.
+The first SIGTERM or SIGINT starts a graceful stop, in this order: stop
+accepting and let in-flight HTTP requests finish (uvicorn's shutdown) while
+gRPC finishes in-flight calls (``server.stop(grace)``), then
+``writer.close()`` writes every accepted span, then the store closes and the
+process exits 0. A second signal cuts the request draining short (spans
+already accepted are still flushed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from tinct.config import Settings
+from tinct.errors import ConfigError, TinctError
+from tinct.main_app import create_main_app, set_store
+from tinct.selfmetrics import SelfMetrics
+from tinct.storage import BatchWriter, SpanStore, open_store
+from tinct.tracing.grpc_receiver import OtlpGrpcReceiver, create_grpc_server
+from tinct.tracing.receivers import create_otlp_http_app, create_zipkin_app, set_writer
+
+__all__ = ["run", "serve", "Endpoints"]
+
+logger = logging.getLogger("tinct")
+
+# How long in-flight HTTP requests and gRPC calls may take to finish on stop.
+GRACE_SECONDS = 10.0
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where this process serves, with the ports actually bound."""
+
+    main: str
+    otlp_grpc: str
+    otlp_http: str
+    zipkin: str
+
+
+class _UvicornServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to tinct (see module doc)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _uvicorn_config(app: ASGIApp) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        http="httptools",
+        ws="none",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(GRACE_SECONDS),
+    )
+
+
+def _bind(listen: str, port: int, setting: str) -> socket.socket:
+    """A listening TCP socket on ``listen:port`` (0 picks a free port)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            listen, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(2048)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        raise _ListenError(
+            f"cannot listen on {_hostport(listen, port)} ({setting}): {exc}"
+        ) from exc
+    return sock
+
+
+class _ListenError(TinctError):
+    """A port can't be bound."""
+
+
+def _redact(url: str) -> str:
+    """``url`` with its password (clickhouse://user:pw@host) masked, for logs."""
+    password = urlsplit(url).password if "://" in url else None
+    return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+def _remove_signals(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+
+
+async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | None = None) -> int:
+    """Run tinct until SIGTERM/SIGINT; returns the exit code.
+
+    Must run in the main thread (signal handlers). ``started`` is called once
+    every port is serving (before the store is open).
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    uvicorns: list[_UvicornServer] = []
+
+    def on_signal(sig: int) -> None:
+        if stop.is_set():
+            logger.warning(
+                "second %s: not waiting for in-flight requests", signal.Signals(sig).name
+            )
+            for server in uvicorns:
+                server.force_exit = True
+        else:
+            logger.info("%s: stopping", signal.Signals(sig).name)
+        stop.set()
+
+    listen = settings.listen
+    metrics = SelfMetrics()
+    grpc_receiver = OtlpGrpcReceiver(None, metrics)
+    grpc_server = create_grpc_server(grpc_receiver)
+    with contextlib.ExitStack() as on_error:
+        # Close what was bound if a later port is busy.
+        main_sock, http_sock, zipkin_sock = (
+            on_error.enter_context(_bind(listen, port, flag))
+            for port, flag in (
+                (settings.port, "--port"),
+                (settings.otlp_http_port, "--otlp-http-port"),
+                (settings.zipkin_port, "--zipkin-port"),
+            )
+        )
+        try:
+            grpc_port = grpc_server.add_insecure_port(_hostport(listen, settings.otlp_grpc_port))
+        except RuntimeError as exc:
+            where = _hostport(listen, settings.otlp_grpc_port)
+            raise _ListenError(f"cannot listen on {where} (--otlp-grpc-port): {exc}") from exc
+        on_error.pop_all()
+
+    def url(sock: socket.socket, path: str) -> str:
+        return f"http://{_hostport(listen, sock.getsockname()[1])}{path}"
+
+    endpoints = Endpoints(
+        main=url(main_sock, "/"),
+        otlp_grpc=_hostport(listen, grpc_port),
+        otlp_http=url(http_sock, "/v1/traces"),
+        zipkin=url(zipkin_sock, "/api/v2/spans"),
+    )
+    about = [
+        ("OTLP/gRPC", endpoints.otlp_grpc),
+        ("OTLP/HTTP", endpoints.otlp_http),
+        ("Zipkin", endpoints.zipkin),
+    ]
+    main_app = create_main_app(None, metrics=metrics, about=about)
+    otlp_app = create_otlp_http_app(None, metrics=metrics)
+    zipkin_app = create_zipkin_app(None, metrics=metrics)
+    pairs = ((main_app, main_sock), (otlp_app, http_sock), (zipkin_app, zipkin_sock))
+    uvicorns.extend(_UvicornServer(_uvicorn_config(app)) for app, _ in pairs)
+    _install_signals(loop, on_signal)
+    tasks = [
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, (_, sock) in zip(uvicorns, pairs, strict=True)
+    ]
+    store: SpanStore | None = None
+    writer: BatchWriter | None = None
+    try:
+        await grpc_server.start()
+        while not all(s.started for s in uvicorns):
+            if any(t.done() for t in tasks):
+                raise _ListenError("an HTTP server failed to start (see the log above)")
+            await asyncio.sleep(0.01)
+        logger.info("serving UI and APIs on %s", endpoints.main)
+        logger.info("serving OTLP/gRPC on %s", endpoints.otlp_grpc)
+        logger.info("serving OTLP/HTTP on %s", endpoints.otlp_http)
+        logger.info("serving Zipkin on %s", endpoints.zipkin)
+        if started is not None:
+            started(endpoints)
+        try:
+            store = await asyncio.to_thread(
+                open_store, settings.store, retention_days=settings.retention
+            )
+        except ConfigError as exc:
+            logger.error("%s", exc)
+            return 2
+        except TinctError as exc:
+            logger.error("cannot open the store %s: %s", _redact(settings.store), exc)
+            return 1
+        writer = BatchWriter(store)
+        metrics.watch_writer(writer)
+        set_store(main_app, store)
+        set_writer(otlp_app, writer)
+        set_writer(zipkin_app, writer)
+        grpc_receiver.writer = writer
+        logger.info("ready: store %s open", _redact(settings.store))
+        await stop.wait()
+    finally:
+        code = await _shutdown(uvicorns, tasks, grpc_server, writer, store)
+        _remove_signals(loop)
+    return code
+
+
+async def _shutdown(
+    uvicorns: list[_UvicornServer],
+    tasks: list[asyncio.Task[None]],
+    grpc_server: Any,
+    writer: BatchWriter | None,
+    store: SpanStore | None,
+) -> int:
+    """Stop in the order the module docstring gives; returns the exit code."""
+    code = 0
+    for server in uvicorns:
+        server.should_exit = True
+    results = await asyncio.gather(*tasks, grpc_server.stop(GRACE_SECONDS), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            logger.error("a server stopped with an error", exc_info=result)
+    if writer is not None:
+        logger.info("writing %d pending spans", writer.pending_rows)
+        try:
+            # No timeout: accepted spans are not dropped while the store is
+            # slow (the writer retries); a supervisor's SIGKILL still ends it.
+            if not await asyncio.to_thread(writer.close):
+                code = 1
+        except Exception:
+            logger.exception("flushing spans to the store failed")
+            code = 1
+    if store is not None:
+        try:
+            await asyncio.to_thread(store.close)
+        except Exception:
+            logger.exception("closing the store failed")
+            code = 1
+    logger.info("stopped")
+    return code
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=_LOG_FORMAT, stream=sys.stderr, force=True)
+    if level != "debug":
+        # uvicorn's per-server start/stop chatter, three times over; tinct logs
+        # its own URLs. Warnings and errors still show.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    return uvloop.new_event_loop
+
+
+def run(settings: Settings) -> int:
+    """Run ``tinct up`` with ``settings`` in this (main) thread; returns the exit code."""
+    _configure_logging(settings.log_level)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(serve(settings))
+    except _ListenError as exc:
+        logger.error("%s", exc)
+        return 1

@@ -1,0 +1,122 @@
+"""OTLP/gRPC span receiver (port 4317) on ``grpc.aio``.
+
+Implements ``opentelemetry.proto.collector.trace.v1.TraceService/Export``
+(https://opentelemetry.io/docs/specs/otlp/#otlpgrpc). The handler is
+registered the way the generated ``add_TraceServiceServicer_to_server`` does,
+but without a request deserializer: the receiver gets the raw bytes and the
+codec decodes them once, straight into the span batch, instead of grpc
+building a message tree first. gRPC accepts gzip-compressed requests by
+itself and refuses messages over the receive limit with RESOURCE_EXHAUSTED.
+
+Answers: OK with ``partial_success`` when spans were rejected; INVALID_ARGUMENT
+for an undecodable request; UNAVAILABLE with a ``google.rpc.RetryInfo`` detail
+when the writer can't take the batch (OTLP "Failures": a retryable code, and
+RetryInfo says when).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
+
+from tinct.errors import DecodeError
+from tinct.selfmetrics import SelfMetrics
+from tinct.tracing.bodies import MAX_BODY_BYTES
+from tinct.tracing.otlp_decode import decode_protobuf
+from tinct.tracing.receivers import RETRY_AFTER_SECONDS, Overloaded, SpanSink, submit_decoded
+
+__all__ = ["OtlpGrpcReceiver", "create_grpc_server", "SERVICE", "METHOD"]
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+METHOD = f"/{SERVICE}/Export"
+
+
+class OtlpGrpcReceiver:
+    """The Export handler; ``writer`` may be set after the server starts."""
+
+    def __init__(self, writer: SpanSink | None, metrics: SelfMetrics | None = None) -> None:
+        self.writer = writer
+        self.metrics = metrics or SelfMetrics(process_collectors=False)
+
+    async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> Any:
+        """Decode and submit one ExportTraceServiceRequest (raw bytes)."""
+        self.metrics.request_body_bytes.labels("otlp_grpc").observe(len(request))
+        sink = self.writer
+        if sink is None:
+            await self._abort_unavailable(context, "tinct is starting: the store is not open yet")
+        try:
+            result = await asyncio.to_thread(
+                submit_decoded, decode_protobuf, request, sink, self.metrics, "otlp_grpc"
+            )
+        except DecodeError as exc:
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Overloaded as exc:
+            await self._abort_unavailable(context, f"tinct is overloaded, retry later: {exc}")
+        self._count("OK")
+        response = ExportTraceServiceResponse()
+        if result.rejected or result.message:
+            response.partial_success.rejected_spans = result.rejected
+            response.partial_success.error_message = result.message
+        return response
+
+    def _count(self, code: str) -> None:
+        self.metrics.grpc_requests.labels(METHOD, code).inc()
+
+    async def _abort(
+        self,
+        context: grpc.aio.ServicerContext,
+        code: grpc.StatusCode,
+        text: str,
+        trailers: tuple[tuple[str, bytes], ...] = (),
+    ) -> NoReturn:
+        self._count(code.name)
+        await context.abort(code, text, trailing_metadata=trailers)
+        raise AssertionError("grpc.aio's abort() returned")  # it always raises
+
+    async def _abort_unavailable(self, context: grpc.aio.ServicerContext, text: str) -> NoReturn:
+        retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
+        status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=text)
+        status.details.add().Pack(retry)
+        # The rich status travels in the grpc-status-details-bin trailer
+        # (what grpcio-status's rpc_status.to_status produces).
+        await self._abort(
+            context,
+            grpc.StatusCode.UNAVAILABLE,
+            text,
+            (("grpc-status-details-bin", status.SerializeToString()),),
+        )
+
+
+def create_grpc_server(
+    receiver: OtlpGrpcReceiver, *, max_message_bytes: int = MAX_BODY_BYTES
+) -> grpc.aio.Server:
+    """A ``grpc.aio`` server serving ``receiver``; bind with ``add_insecure_port``.
+
+    Must be called with the event loop that will run it current (grpc.aio
+    binds to the running loop when started).
+    """
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ]
+    )
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Export": grpc.unary_unary_rpc_method_handler(
+                receiver.export,
+                request_deserializer=None,
+                response_serializer=ExportTraceServiceResponse.SerializeToString,
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((handler,))
+    return server

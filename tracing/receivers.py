@@ -1,0 +1,293 @@
+"""HTTP span receivers: OTLP/HTTP (port 4318) and Zipkin v2 (port 9411).
+
+OTLP/HTTP follows https://opentelemetry.io/docs/specs/otlp/#otlphttp:
+``POST /v1/traces`` with a binary protobuf (``application/x-protobuf``) or JSON
+(``application/json``) ``ExportTraceServiceRequest``, optionally gzip; the
+answer is a 200 ``ExportTraceServiceResponse`` in the request's encoding,
+with ``partial_success`` when some spans were rejected, and every 4xx/5xx
+carries a ``google.rpc.Status`` in that encoding. Overload is 503 with
+``Retry-After`` ("OTLP/HTTP Throttling"), which clients retry.
+
+Zipkin follows its v2 API (zipkin-api ``zipkin2-api.yaml``): ``POST
+/api/v2/spans`` with a JSON list of spans answers 202 Accepted with no body.
+
+Decoding is CPU work, so it runs in a worker thread with the hand-off to the
+writer; the event loop only reads the body (bounded, see
+:mod:`tinct.tracing.bodies`). The writer is set once the store is open; until
+then, both answer 503 so clients retry instead of losing spans.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import pyarrow as pa
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from tinct.errors import DecodeError, StorageError, TooLargeError, UnsupportedMediaError
+from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
+from tinct.storage import InvalidBatchError
+from tinct.tracing.batch import DecodeResult
+from tinct.tracing.bodies import MAX_BODY_BYTES, read_body
+from tinct.tracing.otlp_decode import decode_json, decode_protobuf
+from tinct.tracing.zipkin import decode_zipkin_json
+
+__all__ = [
+    "SpanSink",
+    "RETRY_AFTER_SECONDS",
+    "create_otlp_http_app",
+    "create_zipkin_app",
+    "set_writer",
+    "submit_decoded",
+    "Overloaded",
+]
+
+logger = logging.getLogger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+# What a throttled client is told to wait; the writer drains its queue at
+# least every max_delay, so a second is enough for room to appear.
+RETRY_AFTER_SECONDS = 1
+# The endpoints answer other methods themselves (405 with a body in the
+# protocol's error format, rather than Starlette's plain one).
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class SpanSink(Protocol):
+    """Where decoded batches go: tinct.storage's BatchWriter, or a durable queue later.
+
+    ``submit`` must not block for long; it raises a StorageError when it can't
+    take the batch now (a full queue), which receivers answer with 503.
+    """
+
+    def submit(self, batch: pa.Table) -> None: ...
+
+
+class Overloaded(Exception):
+    """The sink refused a batch (or there is no sink yet); the client should retry."""
+
+
+def set_writer(app: Starlette, writer: SpanSink | None) -> None:
+    """Point a receiver app at ``writer`` (once the store is open)."""
+    app.state.writer = writer
+
+
+def submit_decoded(
+    decode: Callable[[bytes], DecodeResult],
+    body: bytes,
+    sink: SpanSink,
+    metrics: SelfMetrics,
+    protocol: str,
+) -> DecodeResult:
+    """Decode ``body`` and hand the batch to ``sink``; counts accepted/refused spans.
+
+    Blocking (CPU-bound); call from a worker thread.
+
+    Raises:
+        DecodeError: the body can't be decoded at all (or its spans don't fit
+            the schema, which retrying can't fix).
+        Overloaded: the sink refused the batch for now.
+    """
+    result = decode(body)
+    rows = result.batch.num_rows
+    if result.rejected:
+        metrics.refused_spans.labels(protocol).inc(result.rejected)
+    if rows:
+        try:
+            sink.submit(result.batch)
+        except InvalidBatchError as exc:
+            # The writer's own check of the schema: retrying can't help.
+            metrics.refused_spans.labels(protocol).inc(rows)
+            raise DecodeError(f"spans do not fit tinct's span schema: {exc}") from exc
+        except StorageError as exc:  # QueueFullError, or the writer is closing
+            metrics.refused_spans.labels(protocol).inc(rows)
+            raise Overloaded(str(exc)) from exc
+        metrics.accepted_spans.labels(protocol).inc(rows)
+    return result
+
+
+# --- OTLP/HTTP ------------------------------------------------------------
+
+
+def _otlp_media(content_type: str | None) -> str | None:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media in (PROTOBUF, "application/protobuf"):
+        return PROTOBUF
+    if media == JSON:
+        return JSON
+    return None
+
+
+def _encode(message: Message, media: str) -> bytes:
+    if media == JSON:
+        return json_format.MessageToJson(message, indent=None).encode()
+    return message.SerializeToString()
+
+
+def _otlp_status(
+    http_status: int, code: int, text: str, media: str, headers: dict[str, str] | None = None
+) -> Response:
+    status = status_pb2.Status(code=code, message=text)
+    return Response(_encode(status, media), http_status, headers=headers, media_type=media)
+
+
+def _unavailable(media: str, text: str) -> Response:
+    return _otlp_status(
+        503,
+        code_pb2.UNAVAILABLE,
+        text,
+        media,
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _otlp_traces(request: Request) -> Response:
+    media = _otlp_media(request.headers.get("content-type"))
+    if request.method != "POST":
+        return _otlp_status(
+            405,
+            code_pb2.UNIMPLEMENTED,
+            f"{request.method} is not allowed; POST an ExportTraceServiceRequest",
+            media or PROTOBUF,
+            {"Allow": "POST"},
+        )
+    if media is None:
+        return _otlp_status(
+            415,
+            code_pb2.INVALID_ARGUMENT,
+            f"Content-Type {request.headers.get('content-type', '')!r} is not supported; "
+            f"use {PROTOBUF} or {JSON}",
+            PROTOBUF,
+        )
+    metrics: SelfMetrics = request.app.state.metrics
+    sink: SpanSink | None = request.app.state.writer
+    if sink is None:
+        return _unavailable(media, "tinct is starting: the store is not open yet")
+    try:
+        body = await read_body(request, request.app.state.max_body_bytes)
+    except TooLargeError as exc:
+        return _otlp_status(413, code_pb2.RESOURCE_EXHAUSTED, str(exc), media)
+    except UnsupportedMediaError as exc:
+        return _otlp_status(415, code_pb2.INVALID_ARGUMENT, str(exc), media)
+    except DecodeError as exc:
+        return _otlp_status(400, code_pb2.INVALID_ARGUMENT, str(exc), media)
+    metrics.request_body_bytes.labels("otlp_http").observe(body.wire_bytes)
+    decode = decode_protobuf if media == PROTOBUF else decode_json
+    try:
+        result = await run_in_threadpool(
+            submit_decoded, decode, body.data, sink, metrics, "otlp_http"
+        )
+    except DecodeError as exc:
+        return _otlp_status(400, code_pb2.INVALID_ARGUMENT, str(exc), media)
+    except Overloaded as exc:
+        return _unavailable(media, f"tinct is overloaded, retry later: {exc}")
+    response = ExportTraceServiceResponse()
+    if result.rejected or result.message:
+        # OTLP: partial_success is set only when something was rejected or
+        # the server has a warning for the client.
+        response.partial_success.rejected_spans = result.rejected
+        response.partial_success.error_message = result.message
+    return Response(_encode(response, media), 200, media_type=media)
+
+
+def create_otlp_http_app(
+    writer: SpanSink | None,
+    *,
+    metrics: SelfMetrics | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Starlette:
+    """The OTLP/HTTP receiver: ``/v1/traces`` (metrics and logs come later).
+
+    Args:
+        writer: where batches go; ``None`` answers 503 until :func:`set_writer`.
+        metrics: the process's self-metrics (a private set when omitted).
+        max_body_bytes: limit on the body, as sent and after decompression.
+    """
+    metrics = metrics or SelfMetrics(process_collectors=False)
+    app = Starlette(
+        routes=[Route("/v1/traces", _otlp_traces, methods=_ALL_METHODS)],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics, server="otlp_http")],
+    )
+    app.state.metrics = metrics
+    app.state.writer = writer
+    app.state.max_body_bytes = max_body_bytes
+    return app
+
+
+# --- Zipkin ---------------------------------------------------------------
+
+
+async def _zipkin_spans(request: Request) -> Response:
+    if request.method != "POST":
+        return PlainTextResponse(
+            f"{request.method} is not allowed; POST a JSON list of Zipkin v2 spans\n",
+            405,
+            headers={"Allow": "POST"},
+        )
+    media = (request.headers.get("content-type") or JSON).split(";", 1)[0].strip().lower()
+    if media != JSON:
+        hint = " (Zipkin proto3 is not supported)" if "protobuf" in media else ""
+        return PlainTextResponse(
+            f"Content-Type {media!r} is not supported{hint}: only JSON "
+            f"({JSON}) Zipkin v2 spans are accepted\n",
+            415,
+        )
+    metrics: SelfMetrics = request.app.state.metrics
+    sink: SpanSink | None = request.app.state.writer
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if sink is None:
+        return PlainTextResponse("tinct is starting: the store is not open yet\n", 503, retry)
+    try:
+        body = await read_body(request, request.app.state.max_body_bytes)
+    except TooLargeError as exc:
+        return PlainTextResponse(f"{exc}\n", 413)
+    except UnsupportedMediaError as exc:
+        return PlainTextResponse(f"{exc}\n", 415)
+    except DecodeError as exc:
+        return PlainTextResponse(f"{exc}\n", 400)
+    metrics.request_body_bytes.labels("zipkin").observe(body.wire_bytes)
+    try:
+        result = await run_in_threadpool(
+            submit_decoded, decode_zipkin_json, body.data, sink, metrics, "zipkin"
+        )
+    except DecodeError as exc:
+        return PlainTextResponse(f"{exc}\n", 400)
+    except Overloaded as exc:
+        return PlainTextResponse(f"tinct is overloaded, retry later: {exc}\n", 503, retry)
+    if result.rejected:
+        # Zipkin's API has no partial-success answer; the count is in the
+        # refused-spans metric and the reason in the log.
+        logger.info("zipkin: rejected %d spans: %s", result.rejected, result.message)
+    return Response(status_code=202)
+
+
+def create_zipkin_app(
+    writer: SpanSink | None,
+    *,
+    metrics: SelfMetrics | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Starlette:
+    """The Zipkin v2 receiver: ``POST /api/v2/spans`` (JSON)."""
+    metrics = metrics or SelfMetrics(process_collectors=False)
+    app = Starlette(
+        routes=[Route("/api/v2/spans", _zipkin_spans, methods=_ALL_METHODS)],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics, server="zipkin")],
+    )
+    app.state.metrics = metrics
+    app.state.writer = writer
+    app.state.max_body_bytes = max_body_bytes
+    return app
