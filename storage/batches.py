@@ -32,7 +32,6 @@ _FIXED_IDS = (("trace_id", 16), ("span_id", 8))
 TRACE_INDEX_SCHEMA = pa.schema(
     [
         pa.field("trace_id", pa.binary(), nullable=False),
-        pa.field("service", pa.string(), nullable=False),
         pa.field("start_ns", pa.uint64(), nullable=False),
         pa.field("end_ns", pa.uint64(), nullable=False),
         pa.field("span_count", pa.uint32(), nullable=False),
@@ -95,7 +94,7 @@ def _end_ns(batch: pa.Table) -> pa.ChunkedArray:
 
 
 def trace_index_rows(batch: pa.Table) -> pa.Table:
-    """One trace-index row per (trace, service) in a normalized batch.
+    """One trace-index row per trace in a normalized batch.
 
     ``end_ns`` is at least every ``start_ns`` of the group (negative durations
     count as 0), so ``start_ns BETWEEN start AND end`` finds all its spans.
@@ -103,18 +102,16 @@ def trace_index_rows(batch: pa.Table) -> pa.Table:
     keyed = pa.table(
         {
             "trace_id": batch.column("trace_id"),
-            "service": batch.column("service"),
             "start_ns": batch.column("start_ns"),
             "end_ns": _end_ns(batch),
         }
     )
-    grouped = keyed.group_by(["trace_id", "service"], use_threads=False).aggregate(
+    grouped = keyed.group_by(["trace_id"], use_threads=False).aggregate(
         [("start_ns", "min"), ("end_ns", "max"), ("start_ns", "count")]
     )
     return pa.table(
         [
             grouped.column("trace_id"),
-            grouped.column("service"),
             grouped.column("start_ns_min"),
             grouped.column("end_ns_max"),
             grouped.column("start_ns_count").cast(pa.uint32()),

@@ -101,7 +101,9 @@ class ChdbBackend:
 
     def insert(self, table: str, data: pa.Table) -> None:
         """Insert ``data`` (columns named like the table's) into ``table``."""
-        columns = ", ".join(data.column_names)
+        # Back-quoted so nested columns (``Events.Name``) keep their dotted names;
+        # column names come from tinct's own schemas, never from requests.
+        columns = ", ".join(f"`{name}`" for name in data.column_names)
         text = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(tinct_insert_batch)"
         # chdb's Python() table function resolves the name by walking up the
         # calling Python frames of this thread: the table must be a local of

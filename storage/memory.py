@@ -98,5 +98,17 @@ def _matches(span: SpanRow, q: TraceQuery, tags: list[str]) -> bool:
         and (q.start_max_ns is None or start <= q.start_max_ns)
         and (q.duration_min_ns is None or duration >= q.duration_min_ns)
         and (q.duration_max_ns is None or duration <= q.duration_max_ns)
-        and all(t in span["tags"] for t in tags)
+        and all(_has_tag(span, t) for t in tags)
     )
+
+
+def _has_tag(span: SpanRow, entry: str) -> bool:
+    """The rule of storage.queries.matching_traces: typed arrays, then ``tags``."""
+    for keys, values in (
+        ("attr_keys", "attr_values"),
+        ("resource_keys", "resource_values"),
+        ("scope_keys", "scope_values"),
+    ):
+        if any(tag_entry(k, v) == entry for k, v in zip(span[keys], span[values], strict=True)):
+            return True
+    return entry in span["tags"]

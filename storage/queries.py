@@ -24,6 +24,8 @@ __all__ = [
     "operations",
     "active_partitions",
     "table_engine",
+    "table_sizes",
+    "optimize_final",
     "is_empty_search",
     "UINT64_MAX",
     "INT64_MIN",
@@ -79,6 +81,27 @@ def is_empty_search(query: TraceQuery) -> bool:
     )
 
 
+# Jaeger's tag rule: a tag matches when the span, its resource, its scope, one
+# of its events or one of its links has that attribute with that text. The
+# first three are searched in their typed arrays; event and link attributes
+# sit in the ``tags`` column as tag_entry() strings.
+_TAG_ARRAYS = (
+    ("attr_keys", "attr_values"),
+    ("resource_keys", "resource_values"),
+    ("scope_keys", "scope_values"),
+)
+
+
+def _tag_condition(b: SqlBuilder, key: str, value: str) -> str:
+    k, v = b.param(key, "String"), b.param(value, "String")
+    places = [
+        f"arrayExists((k, v) -> k = {k} AND v = {v}, {keys}, {values})"
+        for keys, values in _TAG_ARRAYS
+    ]
+    places.append(f"has(tags, {b.param(tag_entry(key, value), 'String')})")
+    return "(" + " OR ".join(places) + ")"
+
+
 def matching_traces(target: SchemaTarget, query: TraceQuery) -> Sql:
     """Ids of traces with a span matching every condition, newest first.
 
@@ -103,7 +126,7 @@ def matching_traces(target: SchemaTarget, query: TraceQuery) -> Sql:
         high = _clamp(query.duration_max_ns, INT64_MIN, INT64_MAX)
         where.append(f"duration_ns <= {b.param(high, 'Int64')}")
     for key, value in sorted(query.tags.items()):
-        where.append(f"has(tags, {b.param(tag_entry(key, value), 'String')})")
+        where.append(_tag_condition(b, key, value))
     limit = b.param(_clamp(query.limit, 0, _UINT32_MAX), "UInt32")
     return b.build(
         f"SELECT trace_id, max(start_ns) AS newest FROM {target.table(schema.SPANS)} "
@@ -149,3 +172,18 @@ def table_engine(target: SchemaTarget, table: str) -> Sql:
         f"WHERE database = {b.param(target.database, 'String')} "
         f"AND name = {b.param(table, 'String')}"
     )
+
+
+def table_sizes(target: SchemaTarget) -> Sql:
+    """Rows and bytes on disk of every table in the database (active parts)."""
+    b = SqlBuilder()
+    return b.build(
+        "SELECT table, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts "
+        f"WHERE database = {b.param(target.database, 'String')} AND active "
+        "GROUP BY table ORDER BY table"
+    )
+
+
+def optimize_final(target: SchemaTarget, table: str) -> Sql:
+    """Merge a table's parts as far as they go (used before measuring size)."""
+    return Sql(f"OPTIMIZE TABLE {target.table(table)} FINAL")

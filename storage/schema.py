@@ -233,7 +233,7 @@ def spans_table(target: SchemaTarget) -> str:
 
 
 def trace_index_table(target: SchemaTarget) -> str:
-    """trace id -> time range, one row per (batch, trace, service).
+    """trace id -> time range, one row per (batch, trace).
 
     Written by the store with each batch rather than by a materialized view,
     so both backends fill it the same way. Rows for one trace are combined
@@ -243,7 +243,6 @@ def trace_index_table(target: SchemaTarget) -> str:
     day = day_expr("end_ns")
     columns = [
         f"trace_id FixedString(16){target.codec(_ZSTD)}",
-        f"service {target.lc()}",
         f"start_ns UInt64{target.codec(_ZSTD)}",
         f"end_ns UInt64{target.codec(_ZSTD)}",
         "span_count UInt32",

@@ -186,6 +186,20 @@ class SqlSpanStore:
             traces.setdefault(row["trace_id"], []).append(row)
         return traces
 
+    def table_sizes(self) -> dict[str, tuple[int, int]]:
+        """``{table: (rows, bytes on disk)}`` for this store's tables.
+
+        Counts active parts, so right after an insert returns it counts what
+        that insert wrote. Used by self-metrics and benchmarks.
+        """
+        result = self._backend.select(queries.table_sizes(self.target))
+        return {_text(r["table"]): (int(r["rows"]), int(r["bytes"])) for r in result.to_pylist()}
+
+    def compact(self) -> None:
+        """Merge every table's parts (OPTIMIZE FINAL): for size measurements."""
+        for table in (schema.SPANS, schema.TRACE_INDEX, schema.OPERATIONS):
+            self._backend.execute(queries.optimize_final(self.target, table))
+
     def services(self) -> list[str]:
         """Service names seen, sorted."""
         result = self._backend.select(queries.services(self.target))

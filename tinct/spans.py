@@ -144,8 +144,11 @@ SPAN_SCHEMA = pa.schema(
         pa.field("link_attrs", _strs, nullable=False),
         pa.field("link_dropped", pa.list_(pa.uint32()), nullable=False),
         pa.field("dropped_links_count", pa.uint32(), nullable=False),
-        # Search column: tag_entry(key, text) for every attribute of the span,
-        # its resource, scope, events and links (Jaeger's tag-search rule).
+        # Search column for the attributes that have no typed arrays of their
+        # own: tag_entry(key, text) for each attribute of the span's events and
+        # links. Span, resource and scope attributes are searched in their
+        # arrays, so they are not stored twice (Jaeger's tag-search rule covers
+        # all five places; see storage.queries.matching_traces).
         pa.field("tags", _strs, nullable=False),
     ]
 )

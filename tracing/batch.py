@@ -2,7 +2,7 @@
 
 Every receiver path (OTLP protobuf, OTLP/JSON, Zipkin) ends here, so span
 validation, the promoted semantic-convention columns and the ``tags`` search
-column are defined once.
+column (event and link attributes) are defined once.
 
 The builder is on ingest's hot path, where Python per-value work is the cost:
 a decoder hands over one tuple of raw field values per span (the OTLP decoder
@@ -10,8 +10,8 @@ gets it from ``operator.attrgetter`` in C) and everything else happens per
 column at :meth:`SpanBatchBuilder.build`: validation with C-level passes over
 each column, span attributes kept encoded and dictionary-encoded by Arrow so each
 distinct one is decoded once, resource/scope columns built once per group and
-repeated with ``take``, promoted columns (:mod:`tracing.promoted`) and ``tags``
-assembled in Arrow.
+repeated with ``take``, promoted columns (:mod:`tracing.promoted`) assembled in
+Arrow.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from operator import attrgetter, itemgetter, or_, sub
 from typing import Any, NamedTuple, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from tinct.spans import SPAN_SCHEMA, TAG_SEPARATOR, ValueType, tag_entry
+from tinct.spans import SPAN_SCHEMA, ValueType, tag_entry
 
 from .promoted import promoted_columns
 
@@ -221,7 +220,6 @@ class SpanBatchBuilder:
             if key == "service.name" and vtype == ValueType.STRING and text:
                 service = text
                 break
-        both = list(chain(resource, scope))
         self._groups.append(
             (
                 service,
@@ -233,7 +231,6 @@ class SpanBatchBuilder:
                 *_split(scope),
                 scope_dropped,
                 scope_schema_url,
-                [tag_entry(k, t) for k, _, t in both],
             )
         )
         return len(self._groups) - 1
@@ -315,7 +312,7 @@ class SpanBatchBuilder:
         out.update(_group_columns(self._groups, gidx))
         out.update(promoted_columns(a.keys, a.values, a.unique_keys, a.indices))
         extra_tags = _event_link_columns(events, links, out, self._wire.attributes)
-        out["tags"] = _concat_rows([a.tags, extra_tags, out.pop("_group_tags")])
+        out["tags"] = extra_tags
         return pa.Table.from_arrays([out[f] for f in SPAN_SCHEMA.names], schema=SPAN_SCHEMA)
 
 
@@ -393,12 +390,11 @@ def _group_columns(groups: list[tuple[Any, ...]], gidx: pa.Array) -> dict[str, p
     types = (
         pa.string(), _LIST_STR, _LIST_U8, _LIST_STR, pa.uint32(), pa.string(),
         pa.string(), pa.string(), _LIST_STR, _LIST_U8, _LIST_STR, pa.uint32(), pa.string(),
-        _LIST_STR,
     )  # fmt: skip
     names = (
         "service", "resource_keys", "resource_types", "resource_values", "resource_dropped",
         "resource_schema_url", "scope_name", "scope_version", "scope_keys", "scope_types",
-        "scope_values", "scope_dropped", "scope_schema_url", "_group_tags",
+        "scope_values", "scope_dropped", "scope_schema_url",
     )  # fmt: skip
     return {
         name: pa.array(values, typ).take(gidx)
@@ -414,13 +410,12 @@ class _AttrColumns(NamedTuple):
     keys: pa.ListArray
     types: pa.ListArray
     values: pa.ListArray
-    tags: pa.ListArray
     unique_keys: pa.Array  # key of each distinct encoded attribute
     indices: pa.Array  # per flattened attribute: which distinct attribute it is
 
 
 def _attr_columns(attrs: Sequence[Sequence[bytes]], wire: WireDecoder) -> _AttrColumns:
-    """attr_* and the span part of ``tags``, decoding each distinct attribute once.
+    """The attr_* columns, decoding each distinct attribute once.
 
     Arrow dictionary-encodes the flattened encoded attributes (hashing in C), the
     distinct ones are decoded, and ``take`` spreads the results.
@@ -430,7 +425,6 @@ def _attr_columns(attrs: Sequence[Sequence[bytes]], wire: WireDecoder) -> _AttrC
     enc = pa.array(flat, pa.binary()).dictionary_encode()
     unique_keys, type_codes, unique_texts = wire.attribute_columns(enc.dictionary)
     idx = enc.indices
-    tags = pc.binary_join_element_wise(unique_keys, unique_texts, TAG_SEPARATOR)
 
     def spread(unique: pa.Array) -> pa.ListArray:
         return pa.ListArray.from_arrays(offsets, unique.take(idx))
@@ -439,7 +433,6 @@ def _attr_columns(attrs: Sequence[Sequence[bytes]], wire: WireDecoder) -> _AttrC
         spread(unique_keys),
         spread(type_codes),
         spread(unique_texts),
-        spread(tags),
         unique_keys,
         idx,
     )
@@ -490,23 +483,3 @@ def _event_link_columns(
             for key, _, text in attrs
         ]
     return pa.array(per_span, _LIST_STR)
-
-
-def _concat_rows(parts: list[pa.ListArray]) -> pa.ListArray:
-    """Row-wise concatenation of equally long list arrays, in Arrow.
-
-    Every element is tagged with its row (``list_parent_indices``); a stable sort
-    on the row brings each row's elements together, parts in the given order.
-    """
-    nonempty = [p for p in parts if len(p.values)]
-    if len(nonempty) <= 1:
-        return nonempty[0] if nonempty else parts[0]
-    values = pa.concat_arrays([p.flatten() for p in nonempty])
-    rows = pa.concat_arrays([pc.list_parent_indices(p) for p in nonempty])
-    lengths = pc.list_value_length(nonempty[0])
-    for p in nonempty[1:]:
-        lengths = pc.add(lengths, pc.list_value_length(p))
-    offsets = pa.concat_arrays(
-        [pa.array([0], pa.int32()), pc.cumulative_sum(lengths).cast(pa.int32())]
-    )
-    return pa.ListArray.from_arrays(offsets, values.take(pc.sort_indices(rows)))
