@@ -53,7 +53,8 @@ def _ddl(db: str) -> list[str]:
             Links Nested (TraceId String, SpanId String, TraceState String,
                           Attributes {attrs}) CODEC(ZSTD(1)),
             INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
-            INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+            INDEX idx_res_attr_key mapKeys(ResourceAttributes)
+                TYPE bloom_filter(0.01) GRANULARITY 1,
             INDEX idx_res_attr_value mapValues(ResourceAttributes)
                 TYPE bloom_filter(0.01) GRANULARITY 1,
             INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
