@@ -49,7 +49,8 @@ typecheck:
 	@rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/tinct
 	@for f in tinct/*; do case $$f in *__pycache__*) ;; *) ln -s ../../../$$f $(TYPECHECK_TREE)/tinct/;; esac; done
 	@for p in tracing storage collectors dashboards; do ln -s ../../../$$p $(TYPECHECK_TREE)/tinct/$$p; done
-	cd $(TYPECHECK_TREE) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p tinct
+	@ln -s ../../tests $(TYPECHECK_TREE)/tests && ln -s ../../bench $(TYPECHECK_TREE)/bench
+	cd $(TYPECHECK_TREE) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p tinct -p tests -p bench
 
 pytest:
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

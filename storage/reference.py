@@ -110,7 +110,7 @@ def _otel_rows(batch: pa.Table) -> tuple[dict[str, list[Any]], dict[str, list[An
         spans["Links.SpanId"].append([s.hex() for s in r["link_span_ids"]])
         spans["Links.TraceState"].append(r["link_trace_states"])
         spans["Links.Attributes"].append([_attr_map(*_keys_texts(a)) for a in r["link_attrs"]])
-    ids = {
+    ids: dict[str, list[Any]] = {
         "TraceId": list(bounds),
         "Start": [lo // 10**9 for lo, _ in bounds.values()],
         "End": [hi // 10**9 for _, hi in bounds.values()],

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 CLICKHOUSE_SERVER = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"
@@ -110,10 +110,21 @@ class TinctProcess:
     trailing slash. ``lines`` collects stderr.
     """
 
-    def __init__(self, data: Path, *extra: str) -> None:
+    def __init__(self, data: Path, *extra: str, prefix: Sequence[str] = ()) -> None:
         ports = ["--port", "0", "--otlp-grpc-port", "0", "--otlp-http-port", "0", "--zipkin-port"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tinct", "up", "--data", str(data), *ports, "0", *extra],
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "tinct",
+                "up",
+                "--data",
+                str(data),
+                *ports,
+                "0",
+                *extra,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

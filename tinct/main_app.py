@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
+from a2wsgi import WSGIMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -29,7 +31,17 @@ from tinct.jaeger_api import JaegerQueryAPI
 from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
 from tinct.storage.base import SpanReader
 
-__all__ = ["create_main_app", "set_store"]
+__all__ = ["create_main_app", "set_store", "wsgi_ui"]
+
+
+def wsgi_ui(wsgi_app: Callable[..., Iterable[bytes]]) -> ASGIApp:
+    """A WSGI app (e.g. Dash's Flask server) as the ASGI ``ui`` of :func:`create_main_app`.
+
+    a2wsgi runs it in a thread pool inside this process, so the UI shares the
+    main port with the APIs without another server.
+    """
+    return cast(ASGIApp, WSGIMiddleware(cast(Any, wsgi_app)))
+
 
 _API_LINKS = (
     ("Jaeger: services", "/api/services"),

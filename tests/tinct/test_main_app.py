@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from a2wsgi import WSGIMiddleware
-
 from tests.asgi import AppClient
 from tests.fakes import ListWriter
-from tinct.main_app import create_main_app
+from tinct.main_app import create_main_app, wsgi_ui
 from tinct.selfmetrics import SelfMetrics
 from tinct.storage import InMemorySpanStore
 
@@ -56,7 +54,7 @@ def test_wsgi_ui_is_mounted_after_the_apis() -> None:
         start("200 OK", [("Content-Type", "text/html")])
         return [f"ui at {environ['PATH_INFO']}".encode()]
 
-    client = AppClient(create_main_app(InMemorySpanStore(), ui=WSGIMiddleware(dash_like)))
+    client = AppClient(create_main_app(InMemorySpanStore(), ui=wsgi_ui(dash_like)))
     assert client.get("/").text == "ui at /"
     assert client.get("/traces/abc").text == "ui at /traces/abc"
     assert client.get("/api/services").json()["data"] == []

@@ -33,7 +33,7 @@ from tests.servers import TinctProcess
 
 pytestmark = pytest.mark.server
 
-RESOURCE = {
+RESOURCE: dict[str, Any] = {
     "service.name": "shop-frontend",
     "service.version": "2.1.0",
     "deployment.environment.name": "test",
@@ -162,6 +162,7 @@ def test_sdk_spans_read_back_identical(tinct: TinctProcess, transport: str) -> N
     assert set(by_name) == {"GET /orders/{id}", "SELECT orders", "publish order"}
     root, child = by_name["GET /orders/{id}"], by_name["SELECT orders"]
     root_span = next(s for s in spans if s.name == "GET /orders/{id}")
+    assert root_span.start_time is not None and root_span.end_time is not None
     assert root["spanID"] == format(root_span.context.span_id, "016x")
     assert root["startTime"] == root_span.start_time // 1000
     assert root["duration"] == (root_span.end_time - root_span.start_time) // 1000
