@@ -9,9 +9,10 @@ out of both parameter mechanisms' text escaping.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from tinct.spans import SPAN_COLUMNS, TraceQuery, tag_entry
+from tinct.spans import SPAN_COLUMNS, TraceQuery, ValueType, tag_entry
 from tinct.storage import schema
 from tinct.storage.schema import SchemaTarget
 from tinct.storage.sql import Sql, SqlBuilder
@@ -86,20 +87,42 @@ def is_empty_search(query: TraceQuery) -> bool:
 # first three are searched in their typed arrays; event and link attributes
 # sit in the ``tags`` column as tag_entry() strings.
 _TAG_ARRAYS = (
-    ("attr_keys", "attr_values"),
-    ("resource_keys", "resource_values"),
-    ("scope_keys", "scope_values"),
+    ("attr_keys", "attr_types", "attr_values"),
+    ("resource_keys", "resource_types", "resource_values"),
+    ("scope_keys", "scope_types", "scope_values"),
 )
 
 
 def _tag_condition(b: SqlBuilder, key: str, value: str) -> str:
+    """One tag of a search, as a condition on a span row.
+
+    Values compare as text, except that a numeric query value also matches a
+    double attribute of the same value: Jaeger prints doubles with Go's
+    ``%g`` (72.0 as ``72``) where tinct keeps ``repr`` (``72.0``) to stay
+    lossless, so ``tags={"x":72}`` must find ``x=72.0`` as it does in Jaeger.
+    """
     k, v = b.param(key, "String"), b.param(value, "String")
+    same = f"v = {v}"
+    number = _finite_float(value)
+    if number is not None:
+        same = (
+            f"(v = {v} OR (t = {int(ValueType.DOUBLE)} "
+            f"AND toFloat64OrZero(v) = toFloat64({b.param(repr(number), 'String')})))"
+        )
     places = [
-        f"arrayExists((k, v) -> k = {k} AND v = {v}, {keys}, {values})"
-        for keys, values in _TAG_ARRAYS
+        f"arrayExists((k, t, v) -> k = {k} AND {same}, {keys}, {types}, {values})"
+        for keys, types, values in _TAG_ARRAYS
     ]
     places.append(f"has(tags, {b.param(tag_entry(key, value), 'String')})")
     return "(" + " OR ".join(places) + ")"
+
+
+def _finite_float(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def matching_traces(target: SchemaTarget, query: TraceQuery) -> Sql:

@@ -181,3 +181,27 @@ def test_awkward_tag_values_are_matched_literally(store):
     assert find(store, service="s", tags={"k'": value}) == [tid]
     assert find(store, service="s", tags={"k'": value[:-1]}) == []
     assert find(store, service="s", tags={"k": value}) == []
+
+
+def test_numeric_tag_matches_a_double_of_the_same_value(store):
+    """Jaeger prints doubles with %g, so tags={"x":72} finds x=72.0 (stored "72.0")."""
+    tid = trace_id(301)
+    store.write_spans(
+        batch(
+            span(
+                trace_id=tid,
+                service="numbers",
+                attr_keys=["x", "y", "n"],
+                attr_types=[4, 4, 3],
+                attr_values=["72.0", "72.5", "123"],
+            )
+        )
+    )
+
+    def found(**tags: str) -> bool:
+        return bool(store.find_traces(TraceQuery(service="numbers", tags=tags)))
+
+    assert found(x="72") and found(x="72.0") and found(x="7.2e1") and found(y="72.5")
+    assert not found(x="73") and not found(x="seventy-two")
+    # Integers compare as text, as in Jaeger.
+    assert found(n="123") and not found(n="123.0")
