@@ -44,6 +44,13 @@ class SpanReader(Protocol):
     def operations(self, service: str, span_kind: int | None = None) -> list[tuple[str, int]]:
         """(span name, OTLP span kind) pairs seen for ``service``, sorted."""
 
+    def dependencies(self, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
+        """(parent service, child service, calls) between services, sorted.
+
+        A call is a span starting in ``[start_ns, end_ns]`` whose parent span
+        belongs to another service (Jaeger's dependency rule).
+        """
+
 
 @runtime_checkable
 class SpanStore(SpanWriter, SpanReader, Protocol):

@@ -17,6 +17,7 @@ from tinct.errors import StorageError
 from tinct.spans import TAG_SEPARATOR, TraceQuery, ValueType, tag_entry
 from tinct.storage.base import SpanRow
 from tinct.storage.batches import normalize_batch
+from tinct.storage.queries import PARENT_MARGIN_NS
 
 __all__ = ["InMemorySpanStore"]
 
@@ -80,6 +81,26 @@ class InMemorySpanStore:
                 for svc, name, kind in self._operations
                 if svc == service and (span_kind is None or kind == span_kind)
             )
+
+    def dependencies(self, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
+        """(parent service, child service, calls), as storage.queries.dependencies."""
+        calls: dict[tuple[str, str], int] = {}
+        with self._lock:
+            self._check_open()
+            for spans in self._traces.values():
+                by_id = {s["span_id"]: s for s in spans}
+                for child in spans:
+                    parent = by_id.get(child["parent_span_id"])
+                    if (
+                        parent is None
+                        or not start_ns <= child["start_ns"] <= end_ns
+                        or not start_ns - PARENT_MARGIN_NS <= parent["start_ns"] <= end_ns
+                        or parent["service"] == child["service"]
+                    ):
+                        continue
+                    key = (parent["service"], child["service"])
+                    calls[key] = calls.get(key, 0) + 1
+        return [(p, c, n) for (p, c), n in sorted(calls.items())]
 
     def close(self) -> None:
         """Forget everything. Idempotent."""

@@ -26,6 +26,8 @@ __all__ = [
     "active_partitions",
     "table_engine",
     "table_sizes",
+    "dependencies",
+    "PARENT_MARGIN_NS",
     "optimize_final",
     "is_empty_search",
     "UINT64_MAX",
@@ -210,3 +212,33 @@ def table_sizes(target: SchemaTarget) -> Sql:
 def optimize_final(target: SchemaTarget, table: str) -> Sql:
     """Merge a table's parts as far as they go (used before measuring size)."""
     return Sql(f"OPTIMIZE TABLE {target.table(table)} FINAL")
+
+
+# How long before the window a parent span may have started and still be
+# joined to a child in the window (a request's root usually precedes its
+# calls by far less).
+PARENT_MARGIN_NS = 3600 * 10**9
+
+
+def dependencies(target: SchemaTarget, start_ns: int, end_ns: int) -> Sql:
+    """Calls between services: children in the window joined to their parents.
+
+    ``ALL INNER JOIN ... USING`` is the join syntax ClickHouse 18.16 and
+    current versions share; both sides are cut to the window first.
+    """
+    b = SqlBuilder()
+    table = target.table(schema.SPANS)
+    lo = b.param(_clamp(start_ns, 0, UINT64_MAX), "UInt64")
+    hi = b.param(_clamp(end_ns, 0, UINT64_MAX), "UInt64")
+    parent_lo = b.param(_clamp(start_ns - PARENT_MARGIN_NS, 0, UINT64_MAX), "UInt64")
+    return b.build(
+        "SELECT parent_service, child_service, count() AS calls FROM ("
+        f"SELECT trace_id, parent_span_id AS id, service AS child_service FROM {table} "
+        f"WHERE start_ns >= {lo} AND start_ns <= {hi} AND parent_span_id != ''"
+        ") AS children ALL INNER JOIN ("
+        f"SELECT trace_id, toString(span_id) AS id, service AS parent_service FROM {table} "
+        f"WHERE start_ns >= {parent_lo} AND start_ns <= {hi}"
+        ") AS parents USING (trace_id, id) "
+        "WHERE parent_service != child_service "
+        "GROUP BY parent_service, child_service ORDER BY parent_service, child_service"
+    )

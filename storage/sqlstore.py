@@ -186,6 +186,16 @@ class SqlSpanStore:
             traces.setdefault(row["trace_id"], []).append(row)
         return traces
 
+    def dependencies(self, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
+        """(parent service, child service, calls) for children starting in the window."""
+        if end_ns < start_ns or end_ns < 0:
+            return []
+        result = self._backend.select(queries.dependencies(self.target, start_ns, end_ns))
+        return [
+            (_text(r["parent_service"]), _text(r["child_service"]), int(r["calls"]))
+            for r in result.to_pylist()
+        ]
+
     def table_sizes(self) -> dict[str, tuple[int, int]]:
         """``{table: (rows, bytes on disk)}`` for this store's tables.
 

@@ -7,8 +7,9 @@ parsed as :mod:`tinct.params` describes. ``/api/v3/traces/{id}`` is the
 lossless OTLP-JSON form of Jaeger's api_v3 HTTP gateway (``{"result":
 TracesData}``, errors as ``{"error": {"httpCode", "message"}}``).
 
-``/api/dependencies`` is not served yet: it needs a store read of
-parent/child edges across services that ``SpanReader`` doesn't have.
+``/api/dependencies`` answers Jaeger UI's "System Architecture" view from
+raw spans (children in the window joined to their parents); the pre-aggregated
+call graph of the topology views is a separate, later API.
 
 Store reads block, so each runs in Starlette's threadpool together with the
 encoding of its result; the event loop only parses parameters.
@@ -42,7 +43,14 @@ from tinct.storage.base import SpanReader
 from tinct.tracing.jaeger_json import encode_trace
 from tinct.tracing.otlp_encode import encode_traces_data
 
-__all__ = ["JaegerQueryAPI", "KIND_NAMES", "DEFAULT_LOOKBACK_NS", "MAX_LIMIT", "DEFAULT_LIMIT"]
+__all__ = [
+    "JaegerQueryAPI",
+    "KIND_NAMES",
+    "DEFAULT_LOOKBACK_NS",
+    "MAX_LIMIT",
+    "DEFAULT_LIMIT",
+    "DEFAULT_DEPENDENCY_LOOKBACK_MS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +71,7 @@ _KINDS_BY_NAME = {name: kind for kind, name in KIND_NAMES.items() if name}
 # (query.lookback, 2 days in jaeger-query's options).
 DEFAULT_LOOKBACK_NS = 2 * 24 * 3600 * 10**9
 DEFAULT_LIMIT = 20
+DEFAULT_DEPENDENCY_LOOKBACK_MS = 24 * 3600 * 1000
 MAX_LIMIT = 10_000
 
 
@@ -164,6 +173,7 @@ class JaegerQueryAPI:
             ("/api/operations", self._operations),
             ("/api/traces", self._find_traces),
             ("/api/traces/{trace_id}", self._get_trace),
+            ("/api/dependencies", self._dependencies),
         ]
         routes: list[BaseRoute] = [
             Route(path, _guard(fn, _error), methods=["GET"]) for path, fn in v1
@@ -257,6 +267,20 @@ class JaegerQueryAPI:
             duration_max_ns=max_ns,
             limit=limit,
         )
+
+    async def _dependencies(self, request: Request) -> Response:
+        # Jaeger's handler: endTs and lookback in milliseconds, lookback 24h by default.
+        params = request.query_params
+        now_ms = self._clock() // 1_000_000
+        end_ms = parse_int_param("endTs", params["endTs"]) if params.get("endTs") else now_ms
+        lookback_ms = DEFAULT_DEPENDENCY_LOOKBACK_MS
+        if params.get("lookback"):
+            lookback_ms = parse_int_param("lookback", params["lookback"], minimum=1)
+        start_ns = max(0, end_ms - lookback_ms) * 1_000_000
+        end_ns = end_ms * 1_000_000
+        links = await self._read("dependencies", lambda s: s.dependencies(start_ns, end_ns))
+        data = [{"parent": p, "child": c, "callCount": n} for p, c, n in links]
+        return JSONResponse(_envelope(data))
 
     async def _get_trace(self, request: Request) -> Response:
         trace_id = parse_trace_id(request.path_params["trace_id"])

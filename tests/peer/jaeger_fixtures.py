@@ -10,14 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from tests.peer_suites import require_peer_suite
 from tinct.spans import TraceQuery
 
-FIXTURES = (
-    Path(__file__).resolve().parents[3] / "shared" / "peer-suites" / "jaeger-storage" / "fixtures"
-)
+FIXTURES = require_peer_suite("jaeger-storage") / "fixtures"
 _FIXTURE_DAY = dt.date(2017, 1, 26)
 _TIME_KEYS = ("startTimeUnixNano", "endTimeUnixNano", "timeUnixNano")
 

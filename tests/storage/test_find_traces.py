@@ -205,3 +205,25 @@ def test_numeric_tag_matches_a_double_of_the_same_value(store):
     assert not found(x="73") and not found(x="seventy-two")
     # Integers compare as text, as in Jaeger.
     assert found(n="123") and not found(n="123.0")
+
+
+def test_dependencies_between_services(store):
+    """Jaeger's rule: a child whose parent is in another service is one call."""
+    tid = trace_id(401)
+    root, mid, leaf, same = (bytes([0] * 7 + [n]) for n in (1, 2, 3, 4))
+    store.write_spans(
+        batch(
+            span(trace_id=tid, span_id=root, service="web", start_ns=T),
+            span(trace_id=tid, span_id=mid, parent_span_id=root, service="api", start_ns=T + MS),
+            span(trace_id=tid, span_id=leaf, parent_span_id=mid, service="db", start_ns=T + 2 * MS),
+            span(trace_id=tid, span_id=same, parent_span_id=mid, service="api",
+                 start_ns=T + 3 * MS),
+            # A second call web -> api in another trace; its parent is missing (not counted).
+            span(trace_id=trace_id(402), span_id=mid, parent_span_id=root, service="api",
+                 start_ns=T + 4 * MS),
+        )
+    )  # fmt: skip
+    assert store.dependencies(T, T + DAY_NS) == [("api", "db", 1), ("web", "api", 1)]
+    # Only children starting in the window count.
+    assert store.dependencies(T + 2 * MS, T + 2 * MS) == [("api", "db", 1)]
+    assert store.dependencies(T + 5 * MS, T + DAY_NS) == []

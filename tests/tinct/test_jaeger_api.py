@@ -214,6 +214,14 @@ def test_store_not_open_yet(metrics: SelfMetrics, store: InMemorySpanStore) -> N
     assert client.get("/api/services").json()["data"] == ["backend", "frontend"]
 
 
-def test_dependencies_not_served_yet(client: AppClient) -> None:
-    # Needs a parent/child edge read the store doesn't have yet.
-    assert client.get("/api/dependencies").status_code == 404
+def test_dependencies_count_calls_between_services(client: AppClient) -> None:
+    r = client.get("/api/dependencies", params={"endTs": str(NOW_NS // 10**6)})
+    assert r.status_code == 200
+    assert r.json()["data"] == [{"parent": "frontend", "child": "backend", "callCount": 1}]
+    # A window ending before the call sees nothing; lookback is in milliseconds.
+    early = client.get(
+        "/api/dependencies", params={"endTs": str(T0 // 10**6 - 1), "lookback": "1000"}
+    )
+    assert early.json()["data"] == []
+    bad = client.get("/api/dependencies", params={"lookback": "soon"})
+    assert bad.status_code == 400 and "lookback" in bad.json()["errors"][0]["msg"]

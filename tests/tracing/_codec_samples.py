@@ -11,9 +11,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-FIXTURES = (
-    Path(__file__).resolve().parents[3] / "shared" / "peer-suites" / "jaeger-storage" / "fixtures"
-)
+from tests.peer_suites import peer_suites_dir
+
+FIXTURES = peer_suites_dir() / "jaeger-storage" / "fixtures"
 TRACE_FIXTURES = sorted((FIXTURES / "traces").glob("*.json"))
 
 

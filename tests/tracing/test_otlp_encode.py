@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
+from tests.peer_suites import require_peer_suite
 from tinct.tracing.otlp_decode import decode_json, decode_request
 from tinct.tracing.otlp_encode import any_value_json, encode_request, encode_traces_data
 
@@ -15,6 +16,7 @@ from ._codec_samples import TRACE_FIXTURES, every_feature_request, normalize_tra
 
 
 def test_fixtures_are_present() -> None:
+    require_peer_suite("jaeger-storage")
     assert len(TRACE_FIXTURES) >= 30
 
 
