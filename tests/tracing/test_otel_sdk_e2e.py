@@ -45,9 +45,15 @@ RESOURCE: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def tinct(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinctProcess]:
-    proc = TinctProcess(Path(tmp_path_factory.mktemp("tinct-e2e")))
+@pytest.fixture(scope="module", params=["chdb", "clickhouse"])
+def tinct(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TinctProcess]:
+    store: list[str] = []
+    if request.param == "clickhouse":
+        port = request.getfixturevalue("clickhouse_port")
+        store = ["--store", f"clickhouse://127.0.0.1:{port}/otel_sdk_e2e"]
+    proc = TinctProcess(Path(tmp_path_factory.mktemp("tinct-e2e")), *store)
     proc.wait_ready()
     try:
         yield proc
