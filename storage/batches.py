@@ -65,7 +65,21 @@ def normalize_batch(batch: pa.Table) -> pa.Table:
         InvalidBatchError: a column is missing or uncastable, holds nulls, or
             an id has the wrong length.
     """
-    missing = [c for c in SPAN_COLUMNS if c not in batch.column_names]
+    # The receivers' batches already match exactly: skip select and cast (this
+    # runs once per request on the ingest path; the id checks below stay).
+    table = batch if batch.schema.equals(SPAN_SCHEMA) else _conform(batch)
+    if table.num_rows:
+        for column, size in _FIXED_IDS:
+            lengths = pc.min_max(pc.binary_length(table.column(column)))
+            if lengths["min"].as_py() != size or lengths["max"].as_py() != size:
+                raise InvalidBatchError(f"every {column} must be {size} bytes long")
+    return table
+
+
+def _conform(batch: pa.Table) -> pa.Table:
+    """``batch`` reduced to SPAN_SCHEMA's columns, in order, cast to its types."""
+    present = set(batch.column_names)
+    missing = [c for c in SPAN_COLUMNS if c not in present]
     if missing:
         raise InvalidBatchError(f"span batch lacks columns {missing}")
     table = batch.select(list(SPAN_COLUMNS))
@@ -74,11 +88,6 @@ def normalize_batch(batch: pa.Table) -> pa.Table:
             table = table.cast(SPAN_SCHEMA)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
             raise InvalidBatchError(f"span batch does not match SPAN_SCHEMA: {exc}") from exc
-    if table.num_rows:
-        for column, size in _FIXED_IDS:
-            lengths = pc.min_max(pc.binary_length(table.column(column)))
-            if lengths["min"].as_py() != size or lengths["max"].as_py() != size:
-                raise InvalidBatchError(f"every {column} must be {size} bytes long")
     return table
 
 

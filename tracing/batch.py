@@ -455,8 +455,8 @@ def _event_link_columns(
     lk_flat = map(_LINK, chain.from_iterable(compress(links, lk_n)))
     ev = list(zip(*ev_flat, strict=True)) or [()] * 4
     lk = list(zip(*lk_flat, strict=True)) or [()] * 6
-    ev_attrs = list(map(decode, ev[2]))
-    lk_attrs = list(map(decode, lk[4]))
+    ev_dumps, ev_tags = _attr_texts(ev[2], decode)
+    lk_dumps, lk_tags = _attr_texts(lk[4], decode)
     ev_off = pa.array(accumulate(ev_n, initial=0), pa.int32())
     lk_off = pa.array(accumulate(lk_n, initial=0), pa.int32())
 
@@ -465,21 +465,41 @@ def _event_link_columns(
 
     out["event_times"] = lists(ev_off, ev[0], pa.uint64())
     out["event_names"] = lists(ev_off, ev[1], pa.string())
-    out["event_attrs"] = lists(ev_off, list(map(_dump, ev_attrs)), pa.string())
+    out["event_attrs"] = lists(ev_off, ev_dumps, pa.string())
     out["event_dropped"] = lists(ev_off, ev[3], pa.uint32())
     out["link_trace_ids"] = lists(lk_off, lk[0], pa.binary())
     out["link_span_ids"] = lists(lk_off, lk[1], pa.binary())
     out["link_trace_states"] = lists(lk_off, lk[2], pa.string())
     out["link_flags"] = lists(lk_off, lk[3], pa.uint32())
-    out["link_attrs"] = lists(lk_off, list(map(_dump, lk_attrs)), pa.string())
+    out["link_attrs"] = lists(lk_off, lk_dumps, pa.string())
     out["link_dropped"] = lists(lk_off, lk[5], pa.uint32())
     # The tags of event and link attributes, per span, in span order.
     per_span: list[Sequence[str]] = [()] * len(ev_n)
-    ev_iter, lk_iter = iter(ev_attrs), iter(lk_attrs)
+    ev_iter, lk_iter = iter(ev_tags), iter(lk_tags)
     for i in busy:
-        per_span[i] = [
-            tag_entry(key, text)
-            for attrs in chain(islice(ev_iter, ev_n[i]), islice(lk_iter, lk_n[i]))
-            for key, _, text in attrs
-        ]
+        per_span[i] = list(
+            chain.from_iterable(chain(islice(ev_iter, ev_n[i]), islice(lk_iter, lk_n[i])))
+        )
     return pa.array(per_span, _LIST_STR)
+
+
+def _attr_texts(
+    raws: Sequence[Sequence[bytes]], decode: Callable[[Sequence[bytes]], list[Attr]]
+) -> tuple[list[str], list[list[str]]]:
+    """Per event (or link): its attributes' ``_dump`` text and ``tags`` entries.
+
+    Events repeat within a batch (every failed request's ``exception`` event
+    alike), so each distinct encoded attribute list is decoded and dumped once.
+    """
+    done: dict[tuple[bytes, ...], tuple[str, list[str]]] = {}
+    dumps: list[str] = []
+    tags: list[list[str]] = []
+    for raw in raws:
+        key = tuple(raw)
+        texts = done.get(key)
+        if texts is None:
+            attrs = decode(raw)
+            texts = done[key] = (_dump(attrs), [tag_entry(k, text) for k, _, text in attrs])
+        dumps.append(texts[0])
+        tags.append(texts[1])
+    return dumps, tags

@@ -40,6 +40,29 @@ def _arange(n: int) -> pa.Array:
     return pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), n)), 1)
 
 
+def _first_values(
+    slots: pa.Array, parents: pa.Array, values: pa.Array, present: list[int], n: int
+) -> dict[int, pa.Array]:
+    """For each slot in ``present``: per span, the value of its first attribute in that slot.
+
+    ``slots``, ``parents`` and ``values`` are per flattened attribute (promoted
+    slot or null, span index, text). All slots are looked up at once: each
+    promoted attribute gets the code ``slot * n + span`` and every wanted
+    (slot, span) pair is found with one ``index_in``, which returns the first
+    occurrence, so a key repeated in a span keeps its first value. (Per-slot
+    masks and lookups cost ~5 Arrow calls per present key and request.)
+    """
+    promoted = pc.is_valid(slots)
+    code = pc.add(
+        pc.multiply(slots.filter(promoted).cast(pa.int64()), pa.scalar(n, pa.int64())),
+        parents.filter(promoted).cast(pa.int64()),
+    )
+    rows = _arange(n)
+    wanted = pa.concat_arrays([pc.add(rows, pa.scalar(s * n, pa.int64())) for s in present])
+    found = values.filter(promoted).take(pc.index_in(wanted, value_set=code))
+    return {s: found.slice(i * n, n) for i, s in enumerate(present)}
+
+
 def _status_code(text: str) -> int:
     return int(text) if text.isdigit() and len(text) <= 5 and int(text) < 65536 else 0
 
@@ -61,32 +84,25 @@ def promoted_columns(
     (the flattened keys are ``unique_keys.take(indices)``), which lets the
     absent keys, most of them, be skipped at the cost of one small lookup.
 
-    For each promoted key that occurs: mask the flattened attributes, find each match's span (parent
-    index) and give every span its first match's value (``index_in``). The
-    preferred key wins over its fallback through ``coalesce``. The status code
-    is an integer in uint16 range (``0`` otherwise, including absent) and the
-    sampling probability a float in [0, 1] (``0`` otherwise); both accept the
-    value's text form, so a Zipkin string tag ``"200"`` counts.
+    Every span gets, per promoted key that occurs, its first match's value
+    (:func:`_first_values`); the preferred key wins over its fallback through
+    ``coalesce``. The status code is an integer in uint16 range (``0``
+    otherwise, including absent) and the sampling probability a float in
+    [0, 1] (``0`` otherwise); both accept the value's text form, so a Zipkin
+    string tag ``"200"`` counts.
     """
     n = len(keys)
     unique_slots = pc.index_in(unique_keys, value_set=_PROMOTED_SET)
-    present: set[int] = set()
+    by_slot: dict[int, pa.Array] = {}
     if unique_slots.null_count < len(unique_slots):
-        present = set(unique_slots.drop_null().to_pylist())
+        present = sorted(set(unique_slots.drop_null().to_pylist()))
         slots = unique_slots.take(indices)
-        parents = pc.list_parent_indices(keys)
-        row_ids = _arange(n)
-        flat_values = values.flatten()
+        by_slot = _first_values(slots, pc.list_parent_indices(keys), values.flatten(), present, n)
     out: dict[str, pa.Array] = {}
     slot = 0
     for column, candidates in PROMOTED:
-        found: list[pa.Array] = []
-        for _key in candidates:
-            if slot in present:
-                mask = pc.equal(slots, slot)
-                pos = pc.index_in(row_ids, value_set=parents.filter(mask))
-                found.append(flat_values.filter(mask).take(pos))
-            slot += 1
+        found = [by_slot[s] for s in range(slot, slot + len(candidates)) if s in by_slot]
+        slot += len(candidates)
         if column == "http_status_code":
             out[column] = _convert(found, _status_code, pa.uint16(), 0, n)
         elif column == "sampling_probability":
