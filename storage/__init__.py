@@ -11,7 +11,13 @@ from tinct.storage.base import SpanReader, SpanRow, SpanStore, SpanWriter
 from tinct.storage.batches import InvalidBatchError
 from tinct.storage.chdb_store import ChdbSpanStore
 from tinct.storage.clickhouse_store import ClickHouseSpanStore
-from tinct.storage.factory import DEFAULT_DATA_DIR, StoreLocation, open_store, parse_store_url
+from tinct.storage.factory import (
+    DEFAULT_DATA_DIR,
+    StoreLocation,
+    open_store,
+    parse_store_url,
+    redact_store_url,
+)
 from tinct.storage.memory import InMemorySpanStore
 from tinct.storage.schema import Capabilities
 from tinct.storage.sqlstore import SqlSpanStore
@@ -20,6 +26,7 @@ from tinct.storage.writer import BatchWriter, QueueFullError
 __all__ = [
     "open_store",
     "parse_store_url",
+    "redact_store_url",
     "StoreLocation",
     "DEFAULT_DATA_DIR",
     "SpanStore",

@@ -22,7 +22,13 @@ from tinct.storage.chdb_store import ChdbSpanStore
 from tinct.storage.clickhouse_store import ClickHouseSpanStore
 from tinct.storage.sql import ident
 
-__all__ = ["StoreLocation", "parse_store_url", "open_store", "DEFAULT_DATA_DIR"]
+__all__ = [
+    "StoreLocation",
+    "parse_store_url",
+    "open_store",
+    "redact_store_url",
+    "DEFAULT_DATA_DIR",
+]
 
 DEFAULT_DATA_DIR = "./tinct-data"
 
@@ -45,7 +51,8 @@ class StoreLocation:
     password: str = ""
 
 
-def _redacted(url: str) -> str:
+def redact_store_url(url: str) -> str:
+    """``url`` with its password (``clickhouse://user:pw@host``) masked, for logs."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -60,7 +67,7 @@ def parse_store_url(url: str) -> StoreLocation:
     """
 
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"store url {_redacted(url)!r}: {why}; accepted: {_ACCEPTED}")
+        return ConfigError(f"store url {redact_store_url(url)!r}: {why}; accepted: {_ACCEPTED}")
 
     if "://" not in url:
         if ":" in url.split("/", 1)[0] and not url.startswith((".", "/", "~")):

@@ -49,6 +49,7 @@ _API_LINKS = (
     ("Jaeger: trace search", "/api/traces?service="),
     ("Jaeger: one trace", "/api/traces/{traceID}"),
     ("OTLP JSON: one trace", "/api/v3/traces/{traceID}"),
+    ("Jaeger: service dependencies", "/api/dependencies"),
     ("tinct's own metrics", "/metrics"),
     ("health", "/-/healthy"),
     ("readiness", "/-/ready"),

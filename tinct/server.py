@@ -32,7 +32,6 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -41,16 +40,19 @@ from tinct.config import Settings
 from tinct.errors import ConfigError, TinctError
 from tinct.main_app import create_main_app, set_store
 from tinct.selfmetrics import SelfMetrics
-from tinct.storage import BatchWriter, SpanStore, open_store
+from tinct.storage import BatchWriter, SpanStore, SqlSpanStore, open_store, redact_store_url
 from tinct.tracing.grpc_receiver import OtlpGrpcReceiver, create_grpc_server
 from tinct.tracing.receivers import create_otlp_http_app, create_zipkin_app, set_writer
 
-__all__ = ["run", "serve", "Endpoints"]
+__all__ = ["run", "serve", "Endpoints", "retention_loop", "RETENTION_EVERY_SECONDS"]
 
 logger = logging.getLogger("tinct")
 
 # How long in-flight HTTP requests and gRPC calls may take to finish on stop.
 GRACE_SECONDS = 10.0
+# Where the server has no TTL (ClickHouse 18.16), retention drops whole daily
+# partitions; checking hourly keeps at most a day and an hour beyond it.
+RETENTION_EVERY_SECONDS = 3600.0
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -112,10 +114,21 @@ class _ListenError(TinctError):
     """A port can't be bound."""
 
 
-def _redact(url: str) -> str:
-    """``url`` with its password (clickhouse://user:pw@host) masked, for logs."""
-    password = urlsplit(url).password if "://" in url else None
-    return url.replace(f":{password}@", ":***@", 1) if password else url
+async def retention_loop(store: SqlSpanStore, every_seconds: float) -> None:
+    """Apply retention every ``every_seconds`` until cancelled; never raises.
+
+    Opening the store applied it once already. A failure is logged and
+    retried at the next tick: background work must not stop the server.
+    """
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            dropped = await asyncio.to_thread(store.apply_retention)
+        except Exception:
+            logger.exception("applying retention failed; retrying in %.0f s", every_seconds)
+            continue
+        for table, partition in dropped:
+            logger.info("retention dropped partition %s of %s", partition, table)
 
 
 def _hostport(host: str, port: int) -> str:
@@ -200,6 +213,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
     ]
     store: SpanStore | None = None
     writer: BatchWriter | None = None
+    background: list[asyncio.Task[None]] = []
     try:
         await grpc_server.start()
         while not all(s.started for s in uvicorns):
@@ -220,7 +234,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
             logger.error("%s", exc)
             return 2
         except TinctError as exc:
-            logger.error("cannot open the store %s: %s", _redact(settings.store), exc)
+            logger.error("cannot open the store %s: %s", redact_store_url(settings.store), exc)
             return 1
         writer = BatchWriter(store)
         metrics.watch_writer(writer)
@@ -228,9 +242,13 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         set_writer(otlp_app, writer)
         set_writer(zipkin_app, writer)
         grpc_receiver.writer = writer
-        logger.info("ready: store %s open", _redact(settings.store))
+        logger.info("ready: store %s open", redact_store_url(settings.store))
+        if settings.retention > 0 and isinstance(store, SqlSpanStore):
+            background.append(asyncio.create_task(retention_loop(store, RETENTION_EVERY_SECONDS)))
         await stop.wait()
     finally:
+        for task in background:
+            task.cancel()
         code = await _shutdown(uvicorns, tasks, grpc_server, writer, store)
         _remove_signals(loop)
     return code
