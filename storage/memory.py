@@ -8,7 +8,6 @@ is persisted and every search is a linear scan.
 
 from __future__ import annotations
 
-import math
 import threading
 
 import pyarrow as pa
@@ -17,7 +16,7 @@ from tinct.errors import StorageError
 from tinct.spans import TAG_SEPARATOR, TraceQuery, ValueType, tag_entry
 from tinct.storage.base import SpanRow
 from tinct.storage.batches import normalize_batch
-from tinct.storage.queries import PARENT_MARGIN_NS
+from tinct.storage.queries import PARENT_MARGIN_NS, finite_float
 
 __all__ = ["InMemorySpanStore"]
 
@@ -127,21 +126,13 @@ def _matches(span: SpanRow, q: TraceQuery, tags: list[str]) -> bool:
 def _has_tag(span: SpanRow, entry: str) -> bool:
     """The rule of storage.queries.matching_traces: typed arrays, then ``tags``."""
     key, _, value = entry.partition(TAG_SEPARATOR)
-    number = _finite_float(value)
+    number = finite_float(value)
     for prefix in ("attr", "resource", "scope"):
         keys, types, values = (span[f"{prefix}_{part}"] for part in ("keys", "types", "values"))
         for k, t, v in zip(keys, types, values, strict=True):
             if k == key and (
                 v == value
-                or (number is not None and t == ValueType.DOUBLE and _finite_float(v) == number)
+                or (number is not None and t == ValueType.DOUBLE and finite_float(v) == number)
             ):
                 return True
     return entry in span["tags"]
-
-
-def _finite_float(text: str) -> float | None:
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None

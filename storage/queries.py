@@ -28,6 +28,7 @@ __all__ = [
     "table_sizes",
     "dependencies",
     "PARENT_MARGIN_NS",
+    "finite_float",
     "optimize_final",
     "is_empty_search",
     "UINT64_MAX",
@@ -105,7 +106,7 @@ def _tag_condition(b: SqlBuilder, key: str, value: str) -> str:
     """
     k, v = b.param(key, "String"), b.param(value, "String")
     same = f"v = {v}"
-    number = _finite_float(value)
+    number = finite_float(value)
     if number is not None:
         same = (
             f"(v = {v} OR (t = {int(ValueType.DOUBLE)} "
@@ -119,7 +120,8 @@ def _tag_condition(b: SqlBuilder, key: str, value: str) -> str:
     return "(" + " OR ".join(places) + ")"
 
 
-def _finite_float(text: str) -> float | None:
+def finite_float(text: str) -> float | None:
+    """``text`` as a finite float, or None: which tag values also compare as numbers."""
     try:
         number = float(text)
     except ValueError:

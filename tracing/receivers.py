@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import anyio.to_thread
@@ -244,10 +244,21 @@ def create_otlp_http_app(
         metrics: the process's self-metrics (a private set when omitted).
         max_body_bytes: limit on the body, as sent and after decompression.
     """
+    return _receiver_app("/v1/traces", _otlp_traces, "otlp_http", writer, metrics, max_body_bytes)
+
+
+def _receiver_app(
+    path: str,
+    endpoint: Callable[[Request], Awaitable[Response]],
+    server: str,
+    writer: SpanSink | None,
+    metrics: SelfMetrics | None,
+    max_body_bytes: int,
+) -> Starlette:
     metrics = metrics or SelfMetrics(process_collectors=False)
     app = Starlette(
-        routes=[Route("/v1/traces", _otlp_traces, methods=_ALL_METHODS)],
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics, server="otlp_http")],
+        routes=[Route(path, endpoint, methods=_ALL_METHODS)],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics, server=server)],
     )
     app.state.metrics = metrics
     app.state.writer = writer
@@ -307,12 +318,4 @@ def create_zipkin_app(
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The Zipkin v2 receiver: ``POST /api/v2/spans`` (JSON)."""
-    metrics = metrics or SelfMetrics(process_collectors=False)
-    app = Starlette(
-        routes=[Route("/api/v2/spans", _zipkin_spans, methods=_ALL_METHODS)],
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics, server="zipkin")],
-    )
-    app.state.metrics = metrics
-    app.state.writer = writer
-    app.state.max_body_bytes = max_body_bytes
-    return app
+    return _receiver_app("/api/v2/spans", _zipkin_spans, "zipkin", writer, metrics, max_body_bytes)
