@@ -15,10 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from grpc import Compression as GrpcCompression
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcSpanExporter,
 )
+from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpSpanExporter,
 )
@@ -62,10 +64,20 @@ def tinct(
 
 
 def _exporter(tinct: TinctProcess, transport: str) -> Any:
-    if transport == "grpc":
+    kind, _, compression = transport.partition("+")
+    if kind == "grpc":
         endpoint = tinct.urls["OTLP/gRPC"].removeprefix("http://")
-        return GrpcSpanExporter(endpoint=endpoint, insecure=True, timeout=10)
-    return HttpSpanExporter(endpoint=tinct.urls["OTLP/HTTP"], timeout=10)
+        return GrpcSpanExporter(
+            endpoint=endpoint,
+            insecure=True,
+            timeout=10,
+            compression=GrpcCompression.Gzip if compression else None,
+        )
+    return HttpSpanExporter(
+        endpoint=tinct.urls["OTLP/HTTP"],
+        timeout=10,
+        compression=HttpCompression.Gzip if compression else HttpCompression.NoCompression,
+    )
 
 
 class _Recording:
@@ -142,7 +154,7 @@ def _poll(url: str, timeout: float = 2.0) -> httpx.Response:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("transport", ["grpc", "http"])
+@pytest.mark.parametrize("transport", ["grpc", "http", "grpc+gzip", "http+gzip"])
 def test_sdk_spans_read_back_identical(tinct: TinctProcess, transport: str) -> None:
     memory = InMemorySpanExporter()
     real = _Recording(_exporter(tinct, transport))
