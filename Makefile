@@ -56,6 +56,7 @@ pytest:
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 bench: install-test debs
+	$(PY) -m bench.codecs
 	$(PY) -m bench.ingest
 
 clean:
