@@ -57,6 +57,8 @@ pytest:
 
 bench: install-test debs
 	$(PY) -m bench.codecs
+	$(PY) -m bench.propagation
+	$(PY) -m bench.spans
 	$(PY) -m bench.ingest
 
 clean:

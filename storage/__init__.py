@@ -4,10 +4,18 @@ Start with :func:`open_store`, which turns a ``--store`` URL into a
 :class:`SpanStore`, and put a :class:`BatchWriter` in front of it on the
 ingest path. Everything SQL is below this package: ``schema`` (the DDL, per
 server capabilities), ``migrations``, ``queries`` (the reads, written once),
-``sql`` (parameter rendering per backend) and the two backends.
+``sql`` (parameter rendering per backend), ``dye_rules`` (the dye rules'
+queries) and the two backends.
 """
 
-from tinct.storage.base import SpanReader, SpanRow, SpanStore, SpanWriter
+from tinct.storage.base import (
+    DyeRuleStore,
+    SpanReader,
+    SpanRow,
+    SpanStore,
+    SpanWriter,
+    StoredDyeRule,
+)
 from tinct.storage.batches import InvalidBatchError
 from tinct.storage.chdb_store import ChdbSpanStore
 from tinct.storage.clickhouse_store import ClickHouseSpanStore
@@ -33,6 +41,8 @@ __all__ = [
     "SpanReader",
     "SpanWriter",
     "SpanRow",
+    "DyeRuleStore",
+    "StoredDyeRule",
     "SqlSpanStore",
     "ChdbSpanStore",
     "ClickHouseSpanStore",

@@ -2,19 +2,29 @@
 
 Receivers hand batches of spans (a ``pyarrow.Table`` with
 :data:`tinct.spans.SPAN_SCHEMA`) to a :class:`SpanWriter`; the query APIs read
-through :class:`SpanReader`. Both backends (embedded chdb, ClickHouse server)
-implement :class:`SpanStore`, which is the two together plus lifecycle.
+through :class:`SpanReader`. The dye rules that entry services poll live in
+the same store behind :class:`DyeRuleStore`. Both backends (embedded chdb,
+ClickHouse server) implement :class:`SpanStore`, which is the three together
+plus lifecycle.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
 from tinct.spans import TraceQuery
 
-__all__ = ["SpanWriter", "SpanReader", "SpanStore", "SpanRow"]
+__all__ = [
+    "SpanWriter",
+    "SpanReader",
+    "SpanStore",
+    "SpanRow",
+    "DyeRuleStore",
+    "StoredDyeRule",
+]
 
 # A stored span: keys are tinct.spans.SPAN_COLUMNS, values plain Python
 # (bytes for ids, lists for arrays, int/float/str for scalars).
@@ -52,7 +62,49 @@ class SpanReader(Protocol):
         """
 
 
+@dataclass(frozen=True)
+class StoredDyeRule:
+    """One dye rule as stored: dye requests matching ``kind``/``key``/``value``.
+
+    Attributes:
+        id: opaque id, unique per rule (the API makes 16 hex digits).
+        kind: ``user``, ``header``, ``route`` or ``tenant``.
+        key: the header name for ``header`` rules; "" or free text otherwise.
+        value: the value to match.
+        service: the entry service the rule is for; "" for every service.
+        ratio: share of matching requests to dye, in (0, 1].
+        created_at: Unix seconds.
+        expires_at: Unix seconds; the rule stops matching then.
+    """
+
+    id: str
+    kind: str
+    key: str
+    value: str
+    service: str
+    ratio: float
+    created_at: float
+    expires_at: float
+
+
 @runtime_checkable
-class SpanStore(SpanWriter, SpanReader, Protocol):
+class DyeRuleStore(Protocol):
+    """Where dye rules are kept; written by the API, polled by entry services."""
+
+    def add_dye_rule(self, rule: StoredDyeRule) -> None:
+        """Store a new rule. Blocks; raises StorageError."""
+
+    def dye_rules(self, now_s: float, service: str | None = None) -> list[StoredDyeRule]:
+        """Live rules (not ended, ``expires_at > now_s``), oldest first.
+
+        ``service`` given: only that service's rules and the service-less ones.
+        """
+
+    def end_dye_rule(self, rule_id: str, now_s: float) -> bool:
+        """End a live rule now; False when it is unknown, ended or expired."""
+
+
+@runtime_checkable
+class SpanStore(SpanWriter, SpanReader, DyeRuleStore, Protocol):
     def close(self) -> None:
         """Release connections and files. Idempotent."""

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from tinct.errors import StorageError
 from tinct.spans import TAG_SEPARATOR, TraceQuery, ValueType, tag_entry
-from tinct.storage.base import SpanRow
+from tinct.storage.base import SpanRow, StoredDyeRule
 from tinct.storage.batches import normalize_batch
 from tinct.storage.queries import PARENT_MARGIN_NS, finite_float
 
@@ -28,6 +28,8 @@ class InMemorySpanStore:
         self._lock = threading.Lock()
         self._traces: dict[bytes, list[SpanRow]] = {}
         self._operations: set[tuple[str, str, int]] = set()
+        # id -> (rule, ended_at); ended_at 0 while live, as in the SQL table.
+        self._dye_rules: dict[str, tuple[StoredDyeRule, float]] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -101,12 +103,42 @@ class InMemorySpanStore:
                     calls[key] = calls.get(key, 0) + 1
         return [(p, c, n) for (p, c), n in sorted(calls.items())]
 
+    def add_dye_rule(self, rule: StoredDyeRule) -> None:
+        """Store a new dye rule."""
+        with self._lock:
+            self._check_open()
+            self._dye_rules[rule.id] = (rule, 0.0)
+
+    def dye_rules(self, now_s: float, service: str | None = None) -> list[StoredDyeRule]:
+        """Live dye rules, oldest first, as storage.dye_rules.live_rules."""
+        with self._lock:
+            self._check_open()
+            live = [
+                rule
+                for rule, ended_at in self._dye_rules.values()
+                if ended_at == 0
+                and rule.expires_at > now_s
+                and (service is None or rule.service in ("", service))
+            ]
+        return sorted(live, key=lambda r: (r.created_at, r.id))
+
+    def end_dye_rule(self, rule_id: str, now_s: float) -> bool:
+        """End a live dye rule; False when unknown, already ended or expired."""
+        with self._lock:
+            self._check_open()
+            found = self._dye_rules.get(rule_id)
+            if found is None or found[1] != 0 or found[0].expires_at <= now_s:
+                return False
+            self._dye_rules[rule_id] = (found[0], now_s if now_s > 0 else 1e-9)
+            return True
+
     def close(self) -> None:
         """Forget everything. Idempotent."""
         with self._lock:
             self._closed = True
             self._traces.clear()
             self._operations.clear()
+            self._dye_rules.clear()
 
 
 def _matches(span: SpanRow, q: TraceQuery, tags: list[str]) -> bool:

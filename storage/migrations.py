@@ -52,6 +52,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans, trace index and operations tables", _base_tables),
     # No-op on servers without non-experimental skip indexes (18.16).
     Migration(2, "skip indexes on spans (trace_id, tags, duration)", schema.skip_indexes),
+    Migration(3, "dye rules table", lambda target: [schema.dye_rules_table(target)]),
 )
 
 

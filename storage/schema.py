@@ -29,6 +29,7 @@ __all__ = [
     "SPANS",
     "TRACE_INDEX",
     "OPERATIONS",
+    "DYE_RULES",
     "SCHEMA_VERSION",
     "RETENTION_TABLES",
     "SPAN_COLUMN_TYPES",
@@ -36,6 +37,7 @@ __all__ = [
     "spans_table",
     "trace_index_table",
     "operations_table",
+    "dye_rules_table",
     "schema_version_table",
     "skip_indexes",
     "ttl_clause",
@@ -44,6 +46,7 @@ __all__ = [
 SPANS = "tinct_spans"
 TRACE_INDEX = "tinct_trace_index"
 OPERATIONS = "tinct_operations"
+DYE_RULES = "tinct_dye_rules"
 SCHEMA_VERSION = "tinct_schema_version"
 # Daily-partitioned tables that retention applies to.
 RETENTION_TABLES = (SPANS, TRACE_INDEX)
@@ -271,6 +274,31 @@ def operations_table(target: SchemaTarget) -> str:
         "ORDER BY (service, name, kind)",
     ]
     return _create(target, OPERATIONS, columns, tail)
+
+
+def dye_rules_table(target: SchemaTarget) -> str:
+    """Dye rules, one row per (rule, version); the highest version is current.
+
+    Ending a rule inserts its row again with ``ended_at`` set and a higher
+    ``version``: ReplacingMergeTree keeps that row after merges, and reads
+    take ``argMax(..., version)`` per id so they are right before merges too.
+    Times are Unix seconds (``ended_at`` 0: not ended). A few rows a day at
+    most, so no partitions, TTL or LowCardinality.
+    """
+    columns = [
+        "id String",
+        "match_kind String",
+        "match_key String",
+        "match_value String",
+        "service String",
+        "ratio Float64",
+        "created_at Float64",
+        "expires_at Float64",
+        "ended_at Float64",
+        "version UInt64",
+    ]
+    tail = [f"ENGINE = {target.engine('ReplacingMergeTree', 'version')}", "ORDER BY id"]
+    return _create(target, DYE_RULES, columns, tail)
 
 
 def schema_version_table(target: SchemaTarget) -> str:

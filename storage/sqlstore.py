@@ -21,8 +21,8 @@ import pyarrow as pa
 
 from tinct.errors import ConfigError, SchemaError, StorageError
 from tinct.spans import TraceQuery
-from tinct.storage import queries, schema
-from tinct.storage.base import SpanRow
+from tinct.storage import dye_rules, queries, schema
+from tinct.storage.base import SpanRow, StoredDyeRule
 from tinct.storage.batches import normalize_batch, operation_rows, to_span_rows, trace_index_rows
 from tinct.storage.migrations import MIGRATIONS, Migration, migrate
 from tinct.storage.schema import Capabilities, SchemaTarget
@@ -221,6 +221,21 @@ class SqlSpanStore:
             return []
         result = self._backend.select(queries.operations(self.target, service, span_kind))
         return [(_text(r["name"]), int(r["kind"])) for r in result.to_pylist()]
+
+    # -- dye rules -------------------------------------------------------------
+
+    def add_dye_rule(self, rule: StoredDyeRule) -> None:
+        """Store a new dye rule."""
+        dye_rules.add_rule(self._backend, self.target, rule)
+
+    def dye_rules(self, now_s: float, service: str | None = None) -> list[StoredDyeRule]:
+        """Live dye rules (not ended, ``expires_at > now_s``), oldest first;
+        with ``service``, that service's and the service-less ones."""
+        return dye_rules.live_rules(self._backend, self.target, now_s, service)
+
+    def end_dye_rule(self, rule_id: str, now_s: float) -> bool:
+        """End a live dye rule; False when unknown, already ended or expired."""
+        return dye_rules.end_rule(self._backend, self.target, rule_id, now_s)
 
     # -- retention and lifecycle -------------------------------------------------
 

@@ -1,11 +1,12 @@
 """The ``tinct`` command line: one parser, one subcommand per role.
 
 ``tinct up`` runs everything in one process (DESIGN.md, "Interfaces users rely
-on"). Later roles (``tinct demo``, ``tinct agent``, ``tinct rules``...) are
-added by writing a ``_add_<name>(subparsers)`` function that registers its
-subparser with a ``handler`` and appending it to ``_COMMANDS``; settings flags
-come from :func:`tinct.config.add_setting_flags` so every subcommand spells and
-validates them the same way.
+on"); ``tinct dye`` manages dye rules on a running one (``tinct.dye_cli``).
+Later roles (``tinct demo``, ``tinct agent``, ``tinct rules``...) are added by
+writing a ``_add_<name>(subparsers)`` function that registers its subparser
+with a ``handler`` and appending it to ``_COMMANDS``; settings flags come from
+:func:`tinct.config.add_setting_flags` so every subcommand spells and validates
+them the same way.
 
 Exit codes: 0 success, 1 runtime failure (e.g. a port already in use, the store
 can't open), 2 usage or configuration error (argparse's convention), printed as
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 from tinct import __version__
 from tinct.config import add_setting_flags, load_settings
+from tinct.dye_cli import add_dye_command
 from tinct.errors import ConfigError
 
 __all__ = ["main", "build_parser"]
@@ -51,6 +53,7 @@ def _add_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 _COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_up,
+    add_dye_command,
 )
 
 

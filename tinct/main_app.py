@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from tinct import __version__
+from tinct.dye_api import DyeRulesAPI
 from tinct.jaeger_api import JaegerQueryAPI
 from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
 from tinct.storage.base import SpanReader
@@ -50,6 +51,7 @@ _API_LINKS = (
     ("Jaeger: one trace", "/api/traces/{traceID}"),
     ("OTLP JSON: one trace", "/api/v3/traces/{traceID}"),
     ("Jaeger: service dependencies", "/api/dependencies"),
+    ("tinct: live dye rules", "/api/tinct/dye-rules"),
     ("tinct's own metrics", "/metrics"),
     ("health", "/-/healthy"),
     ("readiness", "/-/ready"),
@@ -102,6 +104,7 @@ def create_main_app(
     ui: ASGIApp | None = None,
     about: Sequence[tuple[str, str]] = (),
     clock: Callable[[], int] = time.time_ns,
+    admin_token: str | None = None,
 ) -> Starlette:
     """Build the main port's Starlette app.
 
@@ -113,17 +116,22 @@ def create_main_app(
             UI through ``a2wsgi.WSGIMiddleware``).
         about: extra ``(label, url)`` lines for the index page when there is
             no UI (the receivers' URLs).
-        clock: Unix time in nanoseconds, for the trace search's default window.
+        clock: Unix time in nanoseconds, for the trace search's default
+            window and dye rule times.
+        admin_token: bearer token the write APIs (dye rules) require;
+            ``None`` leaves them open.
     """
     metrics = metrics or SelfMetrics()
     # The API reads the store from the app's state at request time, so
     # set_store() takes effect without rebuilding routes.
     api = JaegerQueryAPI(lambda: app.state.store, metrics, clock=clock)
+    dye_api = DyeRulesAPI(lambda: app.state.store, metrics, admin_token=admin_token, clock=clock)
     routes: list[BaseRoute] = [
         Route("/-/healthy", _healthy, methods=["GET"]),
         Route("/-/ready", _ready, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
         *api.routes(),
+        *dye_api.routes(),
     ]
     if ui is not None:
         routes.append(Mount("/", app=ui))

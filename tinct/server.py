@@ -201,7 +201,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         ("OTLP/HTTP", endpoints.otlp_http),
         ("Zipkin", endpoints.zipkin),
     ]
-    main_app = create_main_app(None, metrics=metrics, about=about)
+    main_app = create_main_app(None, metrics=metrics, about=about, admin_token=settings.admin_token)
     otlp_app = create_otlp_http_app(None, metrics=metrics)
     zipkin_app = create_zipkin_app(None, metrics=metrics)
     pairs = ((main_app, main_sock), (otlp_app, http_sock), (zipkin_app, zipkin_sock))
