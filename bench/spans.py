@@ -13,10 +13,11 @@ Two figures, each printed beside its baseline from the same run:
   (HTTP protobuf) posting to a dummy OTLP endpoint that runs in a *separate
   process* (its CPU is not the app's). Each trace is a SERVER span and four
   database spans, so one span in five is a root carrying
-  ``tinct.sampling.probability``. tinct adds ``DyeSampler(1.0)`` +
-  ``DyeSpanProcessor`` to the same SDK pipeline, so the ratio shows what
-  tinct's pieces cost; the issue's goal (≤ 0.5 ×) needs an exporter of
-  tinct's own, which does not exist yet.
+  ``tinct.sampling.probability``. Two tinct rows, both with
+  ``DyeSampler(1.0)`` + ``DyeSpanProcessor``: one exporting through tinct's
+  own ``TinctSpanProcessor`` + ``OtlpHttpSpanExporter`` (the issue's goal:
+  ≤ 0.5 ×), one on the SDK's export pipeline (what tinct's sampling pieces
+  cost on their own).
 
 Each setup runs ``--repeat`` times, interleaved with its baseline so machine
 noise hits both alike; the best run counts.
@@ -38,6 +39,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
 
+from tinct.tracing.exporter import OtlpHttpSpanExporter, TinctSpanProcessor
 from tinct.tracing.processors import DyeSpanProcessor
 from tinct.tracing.sampler import DyeSampler
 
@@ -120,17 +122,24 @@ def _unsampled_us(make: Callable[[], TracerProvider], spans: int, nested: bool) 
     return elapsed / spans * 1e6
 
 
-def _exported_cpu_us(url: str, spans: int, tinct: bool) -> float:
-    if tinct:
+def _exported_cpu_us(url: str, spans: int, setup: str) -> float:
+    """``setup``: "sdk" (plain SDK), "dye" (tinct's sampler and processor on the
+    SDK's export pipeline) or "tinct" (those plus tinct's processor/exporter)."""
+    if setup == "sdk":
+        provider = TracerProvider()  # the SDK default, ParentBased(ALWAYS_ON)
+    else:
         provider = TracerProvider(sampler=DyeSampler(1.0))
         provider.add_span_processor(DyeSpanProcessor())
-    else:
-        provider = TracerProvider()  # the SDK default, ParentBased(ALWAYS_ON)
     # A queue that holds every span, so none is dropped (a drop would save the
     # exporter's work and flatter the figure).
-    provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=url), max_queue_size=spans + 1024)
-    )
+    if setup == "tinct":
+        provider.add_span_processor(
+            TinctSpanProcessor(OtlpHttpSpanExporter(url), max_queue_size=spans + 1024)
+        )
+    else:
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=url), max_queue_size=spans + 1024)
+        )
     tracer = provider.get_tracer("bench")
     try:
         for _ in range(600):  # warm-up: connection, encoder caches
@@ -191,17 +200,14 @@ def main() -> None:
         assert sink.stdout is not None
         url = f"http://127.0.0.1:{int(sink.stdout.readline())}/v1/traces"
         n = args.sampled
-        tinct, sdk = _best(
-            [lambda: _exported_cpu_us(url, n, True), lambda: _exported_cpu_us(url, n, False)],
+        tinct, dye, sdk = _best(
+            [partial(_exported_cpu_us, url, n, setup) for setup in ("tinct", "dye", "sdk")],
             args.repeat,
         )
         print("sampled span incl. OTLP/HTTP export, app CPU µs per span (issue goal ≤ 0.5 ×)")
+        _line("tinct proc+exporter, Dye*", tinct, "SDK batch+OTLP, default sampler", sdk, "µs")
         _line(
-            "SDK batch+OTLP, DyeSampler+DyeProc",
-            tinct,
-            "SDK batch+OTLP, default sampler",
-            sdk,
-            "µs",
+            "SDK batch+OTLP, DyeSampler+DyeProc", dye, "SDK batch+OTLP, default sampler", sdk, "µs"
         )
     finally:
         sink.terminate()

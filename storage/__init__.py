@@ -2,14 +2,18 @@
 
 Start with :func:`open_store`, which turns a ``--store`` URL into a
 :class:`SpanStore`, and put a :class:`BatchWriter` in front of it on the
-ingest path. Everything SQL is below this package: ``schema`` (the DDL, per
-server capabilities), ``migrations``, ``queries`` (the reads, written once),
-``sql`` (parameter rendering per backend), ``dye_rules`` (the dye rules'
-queries) and the two backends.
+ingest path (a second one, :func:`log_batch_writer`, for logs). Everything
+SQL is below this package: ``schema`` (the DDL, per server capabilities),
+``migrations``, ``queries`` (the reads, written once), ``sql`` (parameter
+rendering per backend), ``dye_rules`` (the dye rules' queries), ``logs``
+(the log records') and the two backends.
 """
 
 from tinct.storage.base import (
     DyeRuleStore,
+    LogReader,
+    LogStore,
+    LogWriter,
     SpanReader,
     SpanRow,
     SpanStore,
@@ -26,6 +30,7 @@ from tinct.storage.factory import (
     parse_store_url,
     redact_store_url,
 )
+from tinct.storage.logs import log_batch_writer
 from tinct.storage.memory import InMemorySpanStore
 from tinct.storage.schema import Capabilities
 from tinct.storage.sqlstore import SqlSpanStore
@@ -43,6 +48,10 @@ __all__ = [
     "SpanRow",
     "DyeRuleStore",
     "StoredDyeRule",
+    "LogStore",
+    "LogReader",
+    "LogWriter",
+    "log_batch_writer",
     "SqlSpanStore",
     "ChdbSpanStore",
     "ClickHouseSpanStore",

@@ -5,7 +5,8 @@ Receivers hand batches of spans (a ``pyarrow.Table`` with
 through :class:`SpanReader`. The dye rules that entry services poll live in
 the same store behind :class:`DyeRuleStore`. Both backends (embedded chdb,
 ClickHouse server) implement :class:`SpanStore`, which is the three together
-plus lifecycle.
+plus lifecycle, and :class:`LogStore` for log records
+(:data:`tinct.logs.LOG_SCHEMA` batches).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from tinct.logs import LogQuery, LogRow
 from tinct.spans import TraceQuery
 
 __all__ = [
@@ -24,6 +26,10 @@ __all__ = [
     "SpanRow",
     "DyeRuleStore",
     "StoredDyeRule",
+    "LogWriter",
+    "LogReader",
+    "LogStore",
+    "LogRow",
 ]
 
 # A stored span: keys are tinct.spans.SPAN_COLUMNS, values plain Python
@@ -102,6 +108,24 @@ class DyeRuleStore(Protocol):
 
     def end_dye_rule(self, rule_id: str, now_s: float) -> bool:
         """End a live rule now; False when it is unknown, ended or expired."""
+
+
+@runtime_checkable
+class LogWriter(Protocol):
+    def write_logs(self, batch: pa.Table) -> None:
+        """Insert a LOG_SCHEMA ``batch`` synchronously. Blocks; raises StorageError
+        (InvalidBatchError when it does not fit the schema)."""
+
+
+@runtime_checkable
+class LogReader(Protocol):
+    def find_logs(self, query: LogQuery) -> list[LogRow]:
+        """The records ``query`` selects, oldest first, at most ``query.limit``."""
+
+
+@runtime_checkable
+class LogStore(LogWriter, LogReader, Protocol):
+    """Where log records are kept; both SQL backends and the in-memory store."""
 
 
 @runtime_checkable

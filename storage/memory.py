@@ -13,9 +13,11 @@ import threading
 import pyarrow as pa
 
 from tinct.errors import StorageError
+from tinct.logs import LogQuery, LogRow
 from tinct.spans import TAG_SEPARATOR, TraceQuery, ValueType, tag_entry
 from tinct.storage.base import SpanRow, StoredDyeRule
 from tinct.storage.batches import normalize_batch
+from tinct.storage.logs import normalize_log_batch
 from tinct.storage.queries import PARENT_MARGIN_NS, finite_float
 
 __all__ = ["InMemorySpanStore"]
@@ -30,6 +32,7 @@ class InMemorySpanStore:
         self._operations: set[tuple[str, str, int]] = set()
         # id -> (rule, ended_at); ended_at 0 while live, as in the SQL table.
         self._dye_rules: dict[str, tuple[StoredDyeRule, float]] = {}
+        self._logs: list[LogRow] = []
         self._closed = False
 
     def _check_open(self) -> None:
@@ -102,6 +105,28 @@ class InMemorySpanStore:
                     key = (parent["service"], child["service"])
                     calls[key] = calls.get(key, 0) + 1
         return [(p, c, n) for (p, c), n in sorted(calls.items())]
+
+    def write_logs(self, batch: pa.Table) -> None:
+        """Store every record of a LOG_SCHEMA batch."""
+        rows = normalize_log_batch(batch).to_pylist()
+        with self._lock:
+            self._check_open()
+            self._logs.extend(rows)
+
+    def find_logs(self, query: LogQuery) -> list[LogRow]:
+        """The records ``query`` selects, oldest first, as storage.logs.find_logs."""
+        if query.limit <= 0 or len(query.trace_id) != 16:
+            return []
+        with self._lock:
+            self._check_open()
+            found = [
+                dict(r)
+                for r in self._logs
+                if r["trace_id"] == query.trace_id
+                and (not query.span_id or r["span_id"] == query.span_id)
+            ]
+        found.sort(key=lambda r: (r["time_ns"], r["observed_time_ns"]))
+        return found[: query.limit]
 
     def add_dye_rule(self, rule: StoredDyeRule) -> None:
         """Store a new dye rule."""

@@ -53,6 +53,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # No-op on servers without non-experimental skip indexes (18.16).
     Migration(2, "skip indexes on spans (trace_id, tags, duration)", schema.skip_indexes),
     Migration(3, "dye rules table", lambda target: [schema.dye_rules_table(target)]),
+    Migration(4, "logs table", lambda target: [schema.logs_table(target)]),
 )
 
 

@@ -30,14 +30,17 @@ __all__ = [
     "TRACE_INDEX",
     "OPERATIONS",
     "DYE_RULES",
+    "LOGS",
     "SCHEMA_VERSION",
     "RETENTION_TABLES",
     "SPAN_COLUMN_TYPES",
+    "LOG_COLUMN_TYPES",
     "day_expr",
     "spans_table",
     "trace_index_table",
     "operations_table",
     "dye_rules_table",
+    "logs_table",
     "schema_version_table",
     "skip_indexes",
     "ttl_clause",
@@ -47,9 +50,10 @@ SPANS = "tinct_spans"
 TRACE_INDEX = "tinct_trace_index"
 OPERATIONS = "tinct_operations"
 DYE_RULES = "tinct_dye_rules"
+LOGS = "tinct_logs"
 SCHEMA_VERSION = "tinct_schema_version"
 # Daily-partitioned tables that retention applies to.
-RETENTION_TABLES = (SPANS, TRACE_INDEX)
+RETENTION_TABLES = (SPANS, TRACE_INDEX, LOGS)
 
 # Dates past 2100-01-01 are folded into that day: Date/DateTime on 18.16 end
 # in 2105/2106 and wrap silently beyond, while start_ns may be near 2**64.
@@ -299,6 +303,63 @@ def dye_rules_table(target: SchemaTarget) -> str:
     ]
     tail = [f"ENGINE = {target.engine('ReplacingMergeTree', 'version')}", "ORDER BY id"]
     return _create(target, DYE_RULES, columns, tail)
+
+
+# The logs table's columns (schema version 4), in tinct.logs.LOG_SCHEMA order.
+LOG_COLUMN_TYPES: dict[str, tuple[str, str]] = {
+    # Sorted within service: deltas are small.
+    "time_ns": ("UInt64", "Delta, " + _ZSTD),
+    "observed_time_ns": ("UInt64", "Delta, " + _ZSTD),
+    # String, not FixedString: a record outside any span has empty ids.
+    "trace_id": ("String", _ZSTD),
+    "span_id": ("String", _ZSTD),
+    "flags": ("UInt32", ""),
+    "severity_number": ("UInt8", ""),
+    "severity_text": ("{lc}", ""),
+    "body_type": ("UInt8", ""),
+    "body": ("String", _ZSTD),
+    "event_name": ("{lc}", ""),
+    "service": ("{lc}", ""),
+    "dye": ("String", _ZSTD),
+    "attr_keys": ("Array({lc})", ""),
+    "attr_types": ("Array(UInt8)", ""),
+    "attr_values": ("Array(String)", _ZSTD),
+    "dropped_attributes_count": ("UInt32", ""),
+    "resource_keys": ("Array({lc})", ""),
+    "resource_types": ("Array(UInt8)", ""),
+    "resource_values": ("Array(String)", _ZSTD),
+    "scope_name": ("{lc}", ""),
+    "scope_version": ("{lc}", ""),
+}
+
+
+def logs_table(target: SchemaTarget) -> str:
+    """The logs table: one row per OTLP log record, every LOG_SCHEMA column.
+
+    Two reads matter: a trace's records (``GET /api/tinct/logs?trace_id=``)
+    and a service's records over time (log search, later). The sort key
+    serves the second; a ``trace_id`` bloom filter, where the server has
+    skip indexes, serves the first (as on the spans table). On 18.16 a trace
+    lookup scans the kept days, which logs' volume, far below spans', allows.
+    Daily partitions on the UTC day of ``time_ns``, with retention and TTL
+    like spans.
+    """
+    columns = []
+    for col, (type_, codec) in LOG_COLUMN_TYPES.items():
+        compression = target.codec(codec) if codec else ""
+        columns.append(f"{col} {type_.format(lc=target.lc())}{compression}")
+    if target.caps.skip_indexes:
+        columns.append("INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1")
+    day = day_expr("time_ns")
+    tail = [
+        f"ENGINE = {target.engine('MergeTree')}",
+        f"PARTITION BY {day}",
+        "ORDER BY (service, time_ns)",
+    ]
+    ttl = ttl_clause(target, day)
+    if ttl:
+        tail.append(f"TTL {ttl}")
+    return _create(target, LOGS, columns, tail)
 
 
 def schema_version_table(target: SchemaTarget) -> str:

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from tinct.errors import ConfigError, SchemaError, StorageError
+from tinct.logs import LogQuery, LogRow
 from tinct.spans import TraceQuery
-from tinct.storage import dye_rules, queries, schema
+from tinct.storage import dye_rules, logs, queries, schema
 from tinct.storage.base import SpanRow, StoredDyeRule
 from tinct.storage.batches import normalize_batch, operation_rows, to_span_rows, trace_index_rows
 from tinct.storage.migrations import MIGRATIONS, Migration, migrate
@@ -37,6 +38,12 @@ _DAY_NS = 86_400 * 10**9
 # later (span time), so last_seen_ns stays roughly current at ~no cost.
 _OPERATION_REFRESH_NS = 3600 * 10**9
 _PARTITION_ID = re.compile(r"(\d{4})(\d{2})(\d{2})\Z")
+# Tables with a TTL, and the nanosecond column their day is taken from.
+_TIMED_TABLES = (
+    (schema.SPANS, "start_ns"),
+    (schema.TRACE_INDEX, "end_ns"),
+    (schema.LOGS, "time_ns"),
+)
 _TTL_DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)")
 
 
@@ -207,7 +214,7 @@ class SqlSpanStore:
 
     def compact(self) -> None:
         """Merge every table's parts (OPTIMIZE FINAL): for size measurements."""
-        for table in (schema.SPANS, schema.TRACE_INDEX, schema.OPERATIONS):
+        for table in (schema.SPANS, schema.TRACE_INDEX, schema.OPERATIONS, schema.LOGS):
             self._backend.execute(queries.optimize_final(self.target, table))
 
     def services(self) -> list[str]:
@@ -237,10 +244,25 @@ class SqlSpanStore:
         """End a live dye rule; False when unknown, already ended or expired."""
         return dye_rules.end_rule(self._backend, self.target, rule_id, now_s)
 
+    # -- logs --------------------------------------------------------------------
+
+    def write_logs(self, batch: pa.Table) -> None:
+        """Insert a LOG_SCHEMA batch.
+
+        Raises:
+            InvalidBatchError: the batch does not fit LOG_SCHEMA.
+            StorageError: the backend failed.
+        """
+        logs.write_logs(self._backend, self.target, batch)
+
+    def find_logs(self, query: LogQuery) -> list[LogRow]:
+        """The log records ``query`` selects, oldest first."""
+        return logs.find_logs(self._backend, self.target, query)
+
     # -- retention and lifecycle -------------------------------------------------
 
     def apply_retention(self, now_ns: int | None = None) -> list[tuple[str, str]]:
-        """Drop daily partitions wholly older than ``retention_days``.
+        """Drop daily partitions (spans, trace index, logs) wholly older than ``retention_days``.
 
         Needed where the server has no TTL (18.16); elsewhere it makes expiry
         prompt and deterministic. Partition ``d`` goes when
@@ -285,7 +307,7 @@ class SqlSpanStore:
         """Align table TTLs with retention_days when it changed since creation."""
         if not self.target.caps.ttl:
             return
-        for table, column in ((schema.SPANS, "start_ns"), (schema.TRACE_INDEX, "end_ns")):
+        for table, column in _TIMED_TABLES:
             rows = self._backend.select(queries.table_engine(self.target, table)).to_pylist()
             if not rows:
                 continue

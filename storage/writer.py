@@ -12,6 +12,10 @@ gRPC UNAVAILABLE so the client retries later. A failed write is logged,
 counted and retried with backoff, never dropped. The interface is kept to
 submit/flush/close so that a durable on-disk queue can later sit in front of
 ``write_spans`` without changing callers.
+
+The same class batches log records: give it a writer whose ``write_spans``
+writes logs, the logs' ``normalize`` and ``rows_name="log"``
+(``tinct.storage.logs.log_batch_writer``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ class BatchWriter:
         clock: monotonic seconds; injectable for tests.
         retry_initial: first backoff after a failed write, seconds.
         retry_max: longest backoff, seconds.
+        normalize: checks and conforms a submitted table (raises
+            InvalidBatchError); SPAN_SCHEMA's by default.
+        rows_name: what a row is, for messages and the worker thread's name.
 
     Attributes (for self-metrics; plain ints, read without locking):
         written_rows: rows written so far.
@@ -69,10 +76,14 @@ class BatchWriter:
         clock: Callable[[], float] = time.monotonic,
         retry_initial: float = 0.1,
         retry_max: float = 5.0,
+        normalize: Callable[[pa.Table], pa.Table] = normalize_batch,
+        rows_name: str = "span",
     ) -> None:
         if max_rows < 1 or max_queued_rows < 1 or max_delay <= 0:
             raise ValueError("max_rows and max_queued_rows must be >= 1 and max_delay > 0")
         self._writer = writer
+        self._normalize = normalize
+        self._what = rows_name
         self._max_rows = max_rows
         self._max_delay = max_delay
         self._max_queued = max_queued_rows
@@ -92,7 +103,8 @@ class BatchWriter:
         self.written_batches = 0
         self.failed_writes = 0
         self.rejected_rows = 0
-        self._thread = threading.Thread(target=self._run, name="tinct-batch-writer", daemon=True)
+        name = "tinct-batch-writer" if rows_name == "span" else f"tinct-{rows_name}-writer"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     @property
@@ -108,7 +120,7 @@ class BatchWriter:
             QueueFullError: accepting it would exceed ``max_queued_rows``.
             StorageError: the writer is closed.
         """
-        table = normalize_batch(batch)
+        table = self._normalize(batch)
         rows = table.num_rows
         if rows == 0:
             return
@@ -118,7 +130,7 @@ class BatchWriter:
             if self._pending + rows > self._max_queued:
                 self.rejected_rows += rows
                 raise QueueFullError(
-                    f"span write queue full: {self._pending} rows pending, "
+                    f"{self._what} write queue full: {self._pending} rows pending, "
                     f"limit {self._max_queued}; retry later"
                 )
             wake = not self._queue or self._queued_rows + rows >= self._max_rows
@@ -157,7 +169,7 @@ class BatchWriter:
             self._cond.notify_all()
         self._thread.join(timeout)
         if not flushed:
-            logger.error("batch writer closed with %d span rows unwritten", self._pending)
+            logger.error("batch writer closed with %d %s rows unwritten", self._pending, self._what)
         return flushed
 
     def _due(self) -> bool:
@@ -196,7 +208,9 @@ class BatchWriter:
             try:
                 self._write(batch)
             except Exception:  # the worker must outlive any bug below it
-                logger.exception("batch writer: unexpected error; %d spans lost", batch.num_rows)
+                logger.exception(
+                    "batch writer: unexpected error; %d %ss lost", batch.num_rows, self._what
+                )
                 self._finish(batch.num_rows, written=False)
 
     def _write(self, batch: pa.Table) -> None:
@@ -207,7 +221,7 @@ class BatchWriter:
             except Exception:
                 self.failed_writes += 1
                 logger.exception(
-                    "writing %d spans failed; retrying in %.1fs", batch.num_rows, delay
+                    "writing %d %ss failed; retrying in %.1fs", batch.num_rows, self._what, delay
                 )
                 with self._cond:
                     if self._cond.wait_for(lambda: self._abandoned, delay):

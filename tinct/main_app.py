@@ -29,6 +29,7 @@ from starlette.types import ASGIApp
 from tinct import __version__
 from tinct.dye_api import DyeRulesAPI
 from tinct.jaeger_api import JaegerQueryAPI
+from tinct.logs_api import LogsAPI
 from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
 from tinct.storage.base import SpanReader
 
@@ -52,6 +53,7 @@ _API_LINKS = (
     ("OTLP JSON: one trace", "/api/v3/traces/{traceID}"),
     ("Jaeger: service dependencies", "/api/dependencies"),
     ("tinct: live dye rules", "/api/tinct/dye-rules"),
+    ("tinct: a trace's logs", "/api/tinct/logs?trace_id="),
     ("tinct's own metrics", "/metrics"),
     ("health", "/-/healthy"),
     ("readiness", "/-/ready"),
@@ -126,12 +128,14 @@ def create_main_app(
     # set_store() takes effect without rebuilding routes.
     api = JaegerQueryAPI(lambda: app.state.store, metrics, clock=clock)
     dye_api = DyeRulesAPI(lambda: app.state.store, metrics, admin_token=admin_token, clock=clock)
+    logs_api = LogsAPI(lambda: app.state.store, metrics)
     routes: list[BaseRoute] = [
         Route("/-/healthy", _healthy, methods=["GET"]),
         Route("/-/ready", _ready, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
         *api.routes(),
         *dye_api.routes(),
+        *logs_api.routes(),
     ]
     if ui is not None:
         routes.append(Mount("/", app=ui))

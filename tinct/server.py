@@ -16,8 +16,9 @@ their own SIGINT/SIGTERM handlers and re-raise the signal when they stop, so
 The first SIGTERM or SIGINT starts a graceful stop, in this order: stop
 accepting and let in-flight HTTP requests finish (uvicorn's shutdown) while
 gRPC finishes in-flight calls (``server.stop(grace)``), then
-``writer.close()`` writes every accepted span, then the store closes and the
-process exits 0. A second signal cuts the request draining short (spans
+``writer.close()`` writes every accepted span (and the log writer every
+accepted log record), then the store closes and the process exits 0. A
+second signal cuts the request draining short (spans and log records
 already accepted are still flushed).
 """
 
@@ -40,9 +41,22 @@ from tinct.config import Settings
 from tinct.errors import ConfigError, TinctError
 from tinct.main_app import create_main_app, set_store
 from tinct.selfmetrics import SelfMetrics
-from tinct.storage import BatchWriter, SpanStore, SqlSpanStore, open_store, redact_store_url
+from tinct.storage import (
+    BatchWriter,
+    LogStore,
+    SpanStore,
+    SqlSpanStore,
+    log_batch_writer,
+    open_store,
+    redact_store_url,
+)
 from tinct.tracing.grpc_receiver import OtlpGrpcReceiver, create_grpc_server
-from tinct.tracing.receivers import create_otlp_http_app, create_zipkin_app, set_writer
+from tinct.tracing.receivers import (
+    create_otlp_http_app,
+    create_zipkin_app,
+    set_log_writer,
+    set_writer,
+)
 
 __all__ = ["run", "serve", "Endpoints", "retention_loop", "RETENTION_EVERY_SECONDS"]
 
@@ -213,6 +227,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
     ]
     store: SpanStore | None = None
     writer: BatchWriter | None = None
+    log_writer: BatchWriter | None = None
     background: list[asyncio.Task[None]] = []
     try:
         await grpc_server.start()
@@ -242,6 +257,10 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         set_writer(otlp_app, writer)
         set_writer(zipkin_app, writer)
         grpc_receiver.writer = writer
+        if isinstance(store, LogStore):
+            log_writer = log_batch_writer(store)
+            set_log_writer(otlp_app, log_writer)
+            grpc_receiver.log_writer = log_writer
         logger.info("ready: store %s open", redact_store_url(settings.store))
         if settings.retention > 0 and isinstance(store, SqlSpanStore):
             background.append(asyncio.create_task(retention_loop(store, RETENTION_EVERY_SECONDS)))
@@ -249,7 +268,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
     finally:
         for task in background:
             task.cancel()
-        code = await _shutdown(uvicorns, tasks, grpc_server, writer, store)
+        code = await _shutdown(uvicorns, tasks, grpc_server, writer, log_writer, store)
         _remove_signals(loop)
     return code
 
@@ -259,6 +278,7 @@ async def _shutdown(
     tasks: list[asyncio.Task[None]],
     grpc_server: Any,
     writer: BatchWriter | None,
+    log_writer: BatchWriter | None,
     store: SpanStore | None,
 ) -> int:
     """Stop in the order the module docstring gives; returns the exit code."""
@@ -278,6 +298,14 @@ async def _shutdown(
                 code = 1
         except Exception:
             logger.exception("flushing spans to the store failed")
+            code = 1
+    if log_writer is not None:
+        logger.info("writing %d pending log records", log_writer.pending_rows)
+        try:
+            if not await asyncio.to_thread(log_writer.close):
+                code = 1
+        except Exception:
+            logger.exception("flushing log records to the store failed")
             code = 1
     if store is not None:
         try:

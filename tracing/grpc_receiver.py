@@ -1,6 +1,7 @@
-"""OTLP/gRPC span receiver (port 4317) on ``grpc.aio``.
+"""OTLP/gRPC span and log receiver (port 4317) on ``grpc.aio``.
 
 Implements ``opentelemetry.proto.collector.trace.v1.TraceService/Export``
+and ``opentelemetry.proto.collector.logs.v1.LogsService/Export``
 (https://opentelemetry.io/docs/specs/otlp/#otlpgrpc). The handler is
 registered the way the generated ``add_TraceServiceServicer_to_server`` does,
 but without a request deserializer: the receiver gets the raw bytes and the
@@ -22,6 +23,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
@@ -30,19 +32,43 @@ from tinct.errors import DecodeError
 from tinct.selfmetrics import SelfMetrics
 from tinct.tracing.bodies import MAX_BODY_BYTES
 from tinct.tracing.otlp_decode import decode_protobuf
-from tinct.tracing.receivers import RETRY_AFTER_SECONDS, Overloaded, SpanSink, submit_decoded
+from tinct.tracing.otlp_logs import decode_logs_protobuf
+from tinct.tracing.receivers import (
+    RETRY_AFTER_SECONDS,
+    Overloaded,
+    SpanSink,
+    logs_response,
+    submit_decoded,
+    submit_logs,
+)
 
-__all__ = ["OtlpGrpcReceiver", "create_grpc_server", "SERVICE", "METHOD"]
+__all__ = [
+    "OtlpGrpcReceiver",
+    "create_grpc_server",
+    "SERVICE",
+    "METHOD",
+    "LOGS_SERVICE",
+    "LOGS_METHOD",
+]
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 METHOD = f"/{SERVICE}/Export"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
 
 
 class OtlpGrpcReceiver:
-    """The Export handler; ``writer`` may be set after the server starts."""
+    """The Export handlers; ``writer`` and ``log_writer`` may be set after the server starts."""
 
-    def __init__(self, writer: SpanSink | None, metrics: SelfMetrics | None = None) -> None:
+    def __init__(
+        self,
+        writer: SpanSink | None,
+        metrics: SelfMetrics | None = None,
+        *,
+        log_writer: SpanSink | None = None,
+    ) -> None:
         self.writer = writer
+        self.log_writer = log_writer
         self.metrics = metrics or SelfMetrics(process_collectors=False)
 
     async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> Any:
@@ -66,8 +92,29 @@ class OtlpGrpcReceiver:
             response.partial_success.error_message = result.message
         return response
 
-    def _count(self, code: str) -> None:
-        self.metrics.grpc_requests.labels(METHOD, code).inc()
+    async def export_logs(self, request: bytes, context: grpc.aio.ServicerContext) -> Any:
+        """Decode and submit one ExportLogsServiceRequest (raw bytes)."""
+        self.metrics.request_body_bytes.labels("otlp_grpc").observe(len(request))
+        sink = self.log_writer
+        if sink is None:
+            await self._abort_unavailable(
+                context, "tinct is starting: the store is not open yet", LOGS_METHOD
+            )
+        try:
+            result = await asyncio.to_thread(
+                submit_logs, decode_logs_protobuf, request, sink, self.metrics, "otlp_grpc"
+            )
+        except DecodeError as exc:
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), (), LOGS_METHOD)
+        except Overloaded as exc:
+            await self._abort_unavailable(
+                context, f"tinct is overloaded, retry later: {exc}", LOGS_METHOD
+            )
+        self._count("OK", LOGS_METHOD)
+        return logs_response(result)
+
+    def _count(self, code: str, method: str = METHOD) -> None:
+        self.metrics.grpc_requests.labels(method, code).inc()
 
     async def _abort(
         self,
@@ -75,12 +122,15 @@ class OtlpGrpcReceiver:
         code: grpc.StatusCode,
         text: str,
         trailers: tuple[tuple[str, bytes], ...] = (),
+        method: str = METHOD,
     ) -> NoReturn:
-        self._count(code.name)
+        self._count(code.name, method)
         await context.abort(code, text, trailing_metadata=trailers)
         raise AssertionError("grpc.aio's abort() returned")  # it always raises
 
-    async def _abort_unavailable(self, context: grpc.aio.ServicerContext, text: str) -> NoReturn:
+    async def _abort_unavailable(
+        self, context: grpc.aio.ServicerContext, text: str, method: str = METHOD
+    ) -> NoReturn:
         retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_AFTER_SECONDS))
         status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=text)
         status.details.add().Pack(retry)
@@ -91,6 +141,7 @@ class OtlpGrpcReceiver:
             grpc.StatusCode.UNAVAILABLE,
             text,
             (("grpc-status-details-bin", status.SerializeToString()),),
+            method,
         )
 
 
@@ -118,5 +169,15 @@ def create_grpc_server(
             )
         },
     )
-    server.add_generic_rpc_handlers((handler,))
+    logs_handler = grpc.method_handlers_generic_handler(
+        LOGS_SERVICE,
+        {
+            "Export": grpc.unary_unary_rpc_method_handler(
+                receiver.export_logs,
+                request_deserializer=None,
+                response_serializer=ExportLogsServiceResponse.SerializeToString,
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((handler, logs_handler))
     return server

@@ -1,10 +1,12 @@
-"""HTTP span receivers: OTLP/HTTP (port 4318) and Zipkin v2 (port 9411).
+"""HTTP span and log receivers: OTLP/HTTP (port 4318) and Zipkin v2 (port 9411).
 
 OTLP/HTTP follows https://opentelemetry.io/docs/specs/otlp/#otlphttp:
 ``POST /v1/traces`` with a binary protobuf (``application/x-protobuf``) or JSON
 (``application/json``) ``ExportTraceServiceRequest``, optionally gzip; the
 answer is a 200 ``ExportTraceServiceResponse`` in the request's encoding,
-with ``partial_success`` when some spans were rejected, and every 4xx/5xx
+with ``partial_success`` when some spans were rejected. ``POST /v1/logs``
+does the same for ``ExportLogsServiceRequest`` (``rejected_log_records``)
+into a writer of its own. Every 4xx/5xx
 carries a ``google.rpc.Status`` in that encoding. Overload is 503 with
 ``Retry-After`` ("OTLP/HTTP Throttling"), which clients retry.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import anyio.to_thread
@@ -30,6 +33,7 @@ from anyio import CapacityLimiter
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
@@ -45,6 +49,7 @@ from tinct.storage import InvalidBatchError
 from tinct.tracing.batch import DecodeResult
 from tinct.tracing.bodies import MAX_BODY_BYTES, read_body
 from tinct.tracing.otlp_decode import decode_json, decode_protobuf
+from tinct.tracing.otlp_logs import decode_logs_json, decode_logs_protobuf
 from tinct.tracing.zipkin import decode_zipkin_json
 
 __all__ = [
@@ -53,7 +58,10 @@ __all__ = [
     "create_otlp_http_app",
     "create_zipkin_app",
     "set_writer",
+    "set_log_writer",
     "submit_decoded",
+    "submit_logs",
+    "logs_response",
     "Overloaded",
 ]
 
@@ -184,13 +192,94 @@ def _unavailable(media: str, text: str) -> Response:
     )
 
 
+@dataclass(frozen=True)
+class _Signal:
+    """What differs between the OTLP/HTTP export paths (traces, logs)."""
+
+    request: str  # the request message's name, for error texts
+    sink: str  # the app.state attribute holding the signal's sink
+    decode_protobuf: Callable[[bytes], DecodeResult]
+    decode_json: Callable[[bytes], DecodeResult]
+    submit: Callable[..., DecodeResult]
+    response: Callable[[DecodeResult], Message]
+
+
+def _traces_response(result: DecodeResult) -> Message:
+    response = ExportTraceServiceResponse()
+    if result.rejected or result.message:
+        # OTLP: partial_success is set only when something was rejected or
+        # the server has a warning for the client.
+        response.partial_success.rejected_spans = result.rejected
+        response.partial_success.error_message = result.message
+    return response
+
+
+def logs_response(result: DecodeResult) -> ExportLogsServiceResponse:
+    """The ``ExportLogsServiceResponse`` for a decoded request (partial success)."""
+    response = ExportLogsServiceResponse()
+    if result.rejected or result.message:
+        response.partial_success.rejected_log_records = result.rejected
+        response.partial_success.error_message = result.message
+    return response
+
+
+def submit_logs(
+    decode: Callable[[bytes], DecodeResult],
+    body: bytes,
+    sink: SpanSink,
+    metrics: SelfMetrics,
+    protocol: str,
+) -> DecodeResult:
+    """Decode ``body`` as OTLP logs and hand the batch to ``sink``.
+
+    Blocking (CPU-bound); call from a worker thread. Raises DecodeError and
+    Overloaded like :func:`submit_decoded`; logs are not counted in the
+    span self-metrics.
+    """
+    result = decode(body)
+    if result.batch.num_rows:
+        try:
+            sink.submit(result.batch)
+        except InvalidBatchError as exc:
+            raise DecodeError(f"log records do not fit tinct's log schema: {exc}") from exc
+        except StorageError as exc:
+            raise Overloaded(str(exc)) from exc
+    return result
+
+
+_TRACES = _Signal(
+    "ExportTraceServiceRequest",
+    "writer",
+    decode_protobuf,
+    decode_json,
+    submit_decoded,
+    _traces_response,
+)
+_LOGS = _Signal(
+    "ExportLogsServiceRequest",
+    "log_writer",
+    decode_logs_protobuf,
+    decode_logs_json,
+    submit_logs,
+    logs_response,
+)
+
+
 async def _otlp_traces(request: Request) -> Response:
+    return await _otlp_export(request, _TRACES)
+
+
+async def _otlp_logs(request: Request) -> Response:
+    return await _otlp_export(request, _LOGS)
+
+
+async def _otlp_export(request: Request, signal: _Signal) -> Response:
     media = _otlp_media(request.headers.get("content-type"))
     if request.method != "POST":
         return _otlp_status(
             405,
             code_pb2.UNIMPLEMENTED,
-            f"{request.method} is not allowed; POST an ExportTraceServiceRequest",
+            f"{request.method} is not allowed; POST an {signal.request}",
             media or PROTOBUF,
             {"Allow": "POST"},
         )
@@ -203,7 +292,7 @@ async def _otlp_traces(request: Request) -> Response:
             PROTOBUF,
         )
     metrics: SelfMetrics = request.app.state.metrics
-    sink: SpanSink | None = request.app.state.writer
+    sink: SpanSink | None = getattr(request.app.state, signal.sink, None)
     if sink is None:
         return _unavailable(media, "tinct is starting: the store is not open yet")
     try:
@@ -215,41 +304,52 @@ async def _otlp_traces(request: Request) -> Response:
     except DecodeError as exc:
         return _otlp_status(400, code_pb2.INVALID_ARGUMENT, str(exc), media)
     metrics.request_body_bytes.labels("otlp_http").observe(body.wire_bytes)
-    decode = decode_protobuf if media == PROTOBUF else decode_json
+    decode = signal.decode_protobuf if media == PROTOBUF else signal.decode_json
     try:
-        result = await _decode_in_thread(decode, body.data, sink, metrics, "otlp_http")
+        result = await anyio.to_thread.run_sync(
+            signal.submit, decode, body.data, sink, metrics, "otlp_http", limiter=_DECODE_LIMITER
+        )
     except DecodeError as exc:
         return _otlp_status(400, code_pb2.INVALID_ARGUMENT, str(exc), media)
     except Overloaded as exc:
         return _unavailable(media, f"tinct is overloaded, retry later: {exc}")
-    response = ExportTraceServiceResponse()
-    if result.rejected or result.message:
-        # OTLP: partial_success is set only when something was rejected or
-        # the server has a warning for the client.
-        response.partial_success.rejected_spans = result.rejected
-        response.partial_success.error_message = result.message
-    return Response(_encode(response, media), 200, media_type=media)
+    return Response(_encode(signal.response(result), media), 200, media_type=media)
 
 
 def create_otlp_http_app(
     writer: SpanSink | None,
     *,
+    log_writer: SpanSink | None = None,
     metrics: SelfMetrics | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
-    """The OTLP/HTTP receiver: ``/v1/traces`` (metrics and logs come later).
+    """The OTLP/HTTP receiver: ``/v1/traces`` and ``/v1/logs`` (metrics come later).
 
     Args:
-        writer: where batches go; ``None`` answers 503 until :func:`set_writer`.
+        writer: where span batches go; ``None`` answers 503 until :func:`set_writer`.
+        log_writer: where log batches (LOG_SCHEMA) go; ``None`` answers 503
+            until :func:`set_log_writer`.
         metrics: the process's self-metrics (a private set when omitted).
         max_body_bytes: limit on the body, as sent and after decompression.
     """
-    return _receiver_app("/v1/traces", _otlp_traces, "otlp_http", writer, metrics, max_body_bytes)
+    app = _receiver_app(
+        {"/v1/traces": _otlp_traces, "/v1/logs": _otlp_logs},
+        "otlp_http",
+        writer,
+        metrics,
+        max_body_bytes,
+    )
+    set_log_writer(app, log_writer)
+    return app
+
+
+def set_log_writer(app: Starlette, writer: SpanSink | None) -> None:
+    """Point an OTLP/HTTP receiver's ``/v1/logs`` at ``writer`` (once the store is open)."""
+    app.state.log_writer = writer
 
 
 def _receiver_app(
-    path: str,
-    endpoint: Callable[[Request], Awaitable[Response]],
+    endpoints: dict[str, Callable[[Request], Awaitable[Response]]],
     server: str,
     writer: SpanSink | None,
     metrics: SelfMetrics | None,
@@ -257,7 +357,7 @@ def _receiver_app(
 ) -> Starlette:
     metrics = metrics or SelfMetrics(process_collectors=False)
     app = Starlette(
-        routes=[Route(path, endpoint, methods=_ALL_METHODS)],
+        routes=[Route(path, fn, methods=_ALL_METHODS) for path, fn in endpoints.items()],
         middleware=[Middleware(MetricsMiddleware, metrics=metrics, server=server)],
     )
     app.state.metrics = metrics
@@ -318,4 +418,6 @@ def create_zipkin_app(
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The Zipkin v2 receiver: ``POST /api/v2/spans`` (JSON)."""
-    return _receiver_app("/api/v2/spans", _zipkin_spans, "zipkin", writer, metrics, max_body_bytes)
+    return _receiver_app(
+        {"/api/v2/spans": _zipkin_spans}, "zipkin", writer, metrics, max_body_bytes
+    )

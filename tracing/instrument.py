@@ -1,0 +1,262 @@
+"""Auto-instrumentation helpers: HTTP and database clients, and what servers share.
+
+Clients: :func:`instrument_clients` switches on OpenTelemetry's own
+instrumentations of ``requests``, ``urllib3``, ``httpx``, ``redis`` and
+``psycopg`` — those installed, with the ``tinct[instrument]`` extra — and adds
+``peer.service`` (semantic conventions: the name of the service being called)
+to their client spans through their request hooks, from a host → service
+mapping. ``db.system`` comes from the redis and psycopg instrumentations
+themselves. The outgoing requests carry the trace context and the dye through
+the global propagator (``DyePropagator`` after ``tinct.tracing.setup``).
+
+Servers: the WSGI and ASGI middleware (tracing.wsgi, tracing.asgi) share
+:func:`server_span_name` and :func:`header_user` from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.trace import Span, TracerProvider
+
+__all__ = [
+    "CLIENT_LIBRARIES",
+    "ClientInstrumentation",
+    "PeerService",
+    "header_user",
+    "instrument_clients",
+    "server_span_name",
+]
+
+logger = logging.getLogger(__name__)
+
+PEER_SERVICE = "peer.service"
+ENDUSER_ID = "enduser.id"
+HTTP_ROUTE = "http.route"
+
+# Semantic conventions (HTTP spans, "Name"): a method outside the known set is
+# reported as _OTHER and the span named "HTTP".
+_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY")
+)
+_MAX_USER_LENGTH = 256  # an enduser.id longer than this is not an id: ignored
+
+PeerService = Callable[[str], str | None] | Mapping[str, str]
+"""``peer.service`` by host: a callable (``None``: unknown) or a mapping of
+``host`` or ``host:port`` to the service name."""
+
+
+def server_span_name(method: str | None, route: str | None) -> str:
+    """A server span's name per semantic conventions: ``GET /orders/{id}``, or ``GET``.
+
+    The route template, never the path: names must be low-cardinality.
+    """
+    method = (method or "").strip().upper()
+    if method not in _METHODS:
+        method = "HTTP"
+    return f"{method} {route}" if route else method
+
+
+def header_user(value: str | bytes | None) -> str | None:
+    """``enduser.id`` from a header value, or None when absent, empty or too long."""
+    if value is None:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if not text or len(text) > _MAX_USER_LENGTH:
+        return None
+    return text
+
+
+def require_module(name: str) -> Any:
+    """Import ``name``, or say which extra provides it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(
+            f"{name} is not installed: install tinct with the instrument extra "
+            "(pip install 'tinct[instrument]')"
+        ) from exc
+
+
+def _lookup(peer_service: PeerService) -> Callable[[str | None, int | None], str | None]:
+    """A ``(host, port) -> service`` function over either form of ``peer_service``."""
+    if callable(peer_service):
+        resolve = peer_service
+
+        def by_callable(host: str | None, port: int | None) -> str | None:
+            return resolve(host) if host else None
+
+        return by_callable
+    table = {key.lower(): value for key, value in peer_service.items()}
+
+    def by_table(host: str | None, port: int | None) -> str | None:
+        if not host:
+            return None
+        host = host.lower()
+        if port is not None:
+            found = table.get(f"{host}:{port}")
+            if found is not None:
+                return found
+        return table.get(host)
+
+    return by_table
+
+
+def _hooks(peer_service: PeerService) -> dict[str, dict[str, Any]]:
+    """The instrument() keyword arguments that set ``peer.service``, per library.
+
+    Hooks run on the request path: they never raise (a failing lookup leaves
+    the attribute unset).
+    """
+    lookup = _lookup(peer_service)
+
+    def tag(span: Span, host: str | None, port: int | None) -> None:
+        try:
+            if span.is_recording():
+                service = lookup(host, port)
+                if service:
+                    span.set_attribute(PEER_SERVICE, service)
+        except Exception:
+            logger.debug("peer.service lookup failed for %s:%s", host, port, exc_info=True)
+
+    def url_hook(span: Span, url: object) -> None:
+        try:
+            parts = urlsplit(str(url))
+            port = parts.port
+        except ValueError:
+            return
+        tag(span, parts.hostname, port)
+
+    def requests_hook(span: Span, request: Any) -> None:
+        url_hook(span, getattr(request, "url", ""))
+
+    def httpx_hook(span: Span, request: Any) -> None:
+        url = getattr(request, "url", None)  # RequestInfo: an httpx.URL
+        tag(span, getattr(url, "host", None), getattr(url, "port", None))
+
+    async def httpx_async_hook(span: Span, request: Any) -> None:
+        httpx_hook(span, request)
+
+    def urllib3_hook(span: Span, pool: Any, *args: Any) -> None:
+        tag(span, getattr(pool, "host", None), getattr(pool, "port", None))
+
+    def redis_hook(span: Span, instance: Any, *args: Any) -> None:
+        pool = getattr(instance, "connection_pool", None)
+        kwargs = getattr(pool, "connection_kwargs", None) or {}
+        tag(span, kwargs.get("host"), kwargs.get("port"))
+
+    return {
+        "requests": {"request_hook": requests_hook},
+        "urllib3": {"request_hook": urllib3_hook},
+        "httpx": {"request_hook": httpx_hook, "async_request_hook": httpx_async_hook},
+        "redis": {"request_hook": redis_hook},
+        # psycopg's instrumentation has no request hook; its spans carry
+        # server.address / net.peer.name for the database.
+        "psycopg": {},
+    }
+
+
+# library -> (instrumentation module, instrumentor class)
+CLIENT_LIBRARIES: dict[str, tuple[str, str]] = {
+    "requests": ("opentelemetry.instrumentation.requests", "RequestsInstrumentor"),
+    "urllib3": ("opentelemetry.instrumentation.urllib3", "URLLib3Instrumentor"),
+    "httpx": ("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
+    "redis": ("opentelemetry.instrumentation.redis", "RedisInstrumentor"),
+    "psycopg": ("opentelemetry.instrumentation.psycopg", "PsycopgInstrumentor"),
+}
+
+
+@dataclass
+class ClientInstrumentation:
+    """The client instrumentations :func:`instrument_clients` switched on.
+
+    Attributes:
+        enabled: the libraries now instrumented, e.g. ``("requests", "httpx")``.
+        skipped: library -> why it was not (not installed, version conflict).
+    """
+
+    enabled: tuple[str, ...] = ()
+    skipped: dict[str, str] = field(default_factory=dict)
+    _instrumentors: list[Any] = field(default_factory=list, repr=False)
+
+    def uninstrument(self) -> None:
+        """Switch the instrumentations off again (idempotent)."""
+        while self._instrumentors:
+            instrumentor = self._instrumentors.pop()
+            try:
+                instrumentor.uninstrument()
+            except Exception:
+                logger.exception("uninstrumenting %s failed", type(instrumentor).__name__)
+        self.enabled = ()
+
+
+def instrument_clients(
+    peer_service: PeerService | None = None,
+    *,
+    libraries: Iterable[str] | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> ClientInstrumentation:
+    """Instrument the installed HTTP and database client libraries.
+
+    Args:
+        peer_service: the called service's name by host, set as ``peer.service``
+            on client spans: a mapping of ``host`` or ``host:port`` to the name,
+            or a callable taking the host. None: no ``peer.service``.
+        libraries: a subset of :data:`CLIENT_LIBRARIES`' keys; default all.
+        tracer_provider: the provider for the client spans; default the global one.
+
+    Returns:
+        What was switched on; ``uninstrument()`` switches it off.
+
+    Raises:
+        ValueError: an unknown library name.
+
+    A library whose package or OpenTelemetry instrumentation is not installed,
+    or whose installed version the instrumentation does not support, is
+    skipped with a debug log. Instrumentations patch the libraries process-wide;
+    one already instrumented elsewhere is left as it is. Call at start-up.
+    """
+    names = tuple(CLIENT_LIBRARIES) if libraries is None else tuple(libraries)
+    unknown = sorted(set(names) - set(CLIENT_LIBRARIES))
+    if unknown:
+        raise ValueError(
+            f"libraries {unknown} are not among {', '.join(CLIENT_LIBRARIES)} (instrument_clients)"
+        )
+    hooks = _hooks(peer_service) if peer_service is not None else {}
+    result = ClientInstrumentation()
+    enabled = []
+    for name in names:
+        module_name, class_name = CLIENT_LIBRARIES[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            result.skipped[name] = f"{module_name} is not installed ({exc})"
+            logger.debug("not instrumenting %s: %s", name, result.skipped[name])
+            continue
+        instrumentor = getattr(module, class_name)()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            result.skipped[name] = "already instrumented"
+            logger.debug("not instrumenting %s: already instrumented", name)
+            continue
+        # BaseInstrumentor checks this too, but logs a missing library as an error.
+        from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+
+        conflict = get_dependency_conflicts(instrumentor.instrumentation_dependencies())
+        if conflict is not None:
+            result.skipped[name] = str(conflict)
+            logger.debug("not instrumenting %s: %s", name, conflict)
+            continue
+        kwargs: dict[str, Any] = dict(hooks.get(name, {}))
+        if tracer_provider is not None:
+            kwargs["tracer_provider"] = tracer_provider
+        instrumentor.instrument(**kwargs)
+        result._instrumentors.append(instrumentor)
+        enabled.append(name)
+    result.enabled = tuple(enabled)
+    return result
