@@ -66,10 +66,11 @@ class OtlpHttpSpanExporter(SpanExporter):
         max_retries: int = 5,
         backoff_seconds: float = 0.5,
         max_backoff_seconds: float = 8.0,
+        url_as_is: bool = False,
     ) -> None:
         """Args:
         endpoint: base URL (``http://host:4318``); ``/v1/traces`` is appended
-            unless the URL already ends with it.
+            unless the URL already ends with it or ``url_as_is`` is set.
         headers: extra request headers (e.g. authorization).
         timeout: socket timeout per request, seconds.
         compression: None or ``"gzip"``.
@@ -77,6 +78,8 @@ class OtlpHttpSpanExporter(SpanExporter):
         backoff_seconds: first retry delay, doubled each retry up to
             ``max_backoff_seconds``; a ``Retry-After`` answer overrides it
             (capped at 60 s).
+        url_as_is: ``endpoint`` is the full traces URL, as the OTLP exporter
+            spec says ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is used.
 
         Raises:
             ValueError: an endpoint that is not http(s)://host[:port][/path],
@@ -90,7 +93,8 @@ class OtlpHttpSpanExporter(SpanExporter):
         if max_retries < 0 or timeout <= 0 or backoff_seconds < 0:
             raise ValueError("max_retries and backoff_seconds must be >= 0, timeout > 0")
         path = url.path.rstrip("/")
-        self._path = path if path.endswith(_TRACES_PATH) else path + _TRACES_PATH
+        as_is = url_as_is or path.endswith(_TRACES_PATH)
+        self._path = (path or "/") if as_is else path + _TRACES_PATH
         self._https = url.scheme == "https"
         self._host = url.hostname
         self._port = url.port
