@@ -56,6 +56,7 @@ from opentelemetry.util.types import AttributeValue
 from tinct.errors import ConfigError
 from tinct.tracing.dyeing import DyeRule, StaticDyeMatcher
 from tinct.tracing.exporter import OtlpHttpSpanExporter, TinctSpanProcessor
+from tinct.tracing.logging import instrument_logging, uninstrument_logging
 from tinct.tracing.processors import DyeSpanProcessor
 from tinct.tracing.propagator import DyePropagator
 from tinct.tracing.rules import DEFAULT_POLL_INTERVAL_SECONDS, DyeRulesPoller
@@ -135,6 +136,7 @@ class Tracing:
         sampler: the dye sampler deciding every span.
         matcher: the dye rules in force; ``matcher.replace_rules`` changes them.
         poller: polls tinct for dye rules, when a rules server is configured.
+        log_handler: the dye-aware ``logging`` handler, with ``logs=True``.
     """
 
     tracer_provider: TracerProvider
@@ -142,6 +144,7 @@ class Tracing:
     sampler: DyeSampler
     matcher: StaticDyeMatcher
     poller: DyeRulesPoller | None = None
+    log_handler: logging.Handler | None = None
     _lock: threading.Lock = field(
         default_factory=threading.Lock, init=False, repr=False, compare=False
     )
@@ -169,6 +172,8 @@ class Tracing:
             self._closed = True
         if self.poller is not None:
             self.poller.stop()
+        if self.log_handler is not None:
+            uninstrument_logging()  # flushes the log exporter
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
 
@@ -188,6 +193,7 @@ def setup(
     span_processors: Sequence[SpanProcessor] = (),
     metrics: bool = False,
     metric_export_interval: float | None = None,
+    logs: bool = False,
 ) -> Tracing:
     """Configure the OpenTelemetry SDK for tinct and return the handle.
 
@@ -220,6 +226,11 @@ def setup(
         metrics: export metrics by OTLP/HTTP to ``<endpoint>/v1/metrics``
             (else ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``). Off by default for
             now: tinct's OTLP metrics receiver comes in a later issue.
+        logs: export ``logging`` records by OTLP/HTTP to ``<endpoint>/v1/logs``
+            (else ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``): records of dyed requests
+            at every level, others as the app's loggers are configured
+            (tinct.tracing.logging). Off unless asked, since it patches
+            ``logging.Logger`` for the whole process.
         metric_export_interval: seconds between metric exports; else
             ``OTEL_METRIC_EXPORT_INTERVAL`` (milliseconds); default 60 s.
 
@@ -258,6 +269,7 @@ def setup(
     # explicit endpoint argument still wins over them.
     traces_url = base + "/v1/traces"
     metrics_url = base + "/v1/metrics"
+    logs_url = base + "/v1/logs"
     if endpoint is None:
         traces_url = _setting(
             None, "endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _url, traces_url
@@ -265,6 +277,7 @@ def setup(
         metrics_url = _setting(
             None, "endpoint", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", _url, metrics_url
         )
+        logs_url = _setting(None, "endpoint", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", _url, logs_url)
 
     # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME and
     # lets the attributes given here win.
@@ -318,11 +331,16 @@ def setup(
             interval=interval,
         )
 
+    log_handler = None
+    if logs:
+        log_handler = instrument_logging(
+            endpoint=logs_url, resource_attributes=dict(resource.attributes)
+        )
     if set_global:
         _set_globals(tracer_provider, meter_provider)
     if poller is not None:
         poller.start()
-    return Tracing(tracer_provider, meter_provider, sampler, matcher, poller)
+    return Tracing(tracer_provider, meter_provider, sampler, matcher, poller, log_handler)
 
 
 def _set_globals(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from opentelemetry.trace import SpanKind
 
 from tests.servers import TinctProcess
 from tinct.errors import ConfigError
-from tinct.tracing import Tracing, setup
+from tinct.tracing import Tracing, dye, setup
 from tinct.tracing.dyeing import DyeRule
+from tinct.tracing.logging import is_instrumented
 
 ENV_VARS = (
     "OTEL_SERVICE_NAME",
@@ -229,6 +231,23 @@ def test_otlp_http_protobuf_to_the_endpoint_and_the_traces_url_as_is(
         pass
     handle.shutdown()
     assert received == [("/custom/spans", "application/x-protobuf")]
+
+
+def test_logs_of_dyed_requests_exported_when_asked(
+    collector: tuple[str, list[tuple[str, str]]],
+) -> None:
+    base, received = collector
+    app_logger = logging.getLogger("tests.setup.app")
+    app_logger.setLevel(logging.WARNING)
+    handle = setup(endpoint=base, logs=True, set_global=False, span_exporter=InMemorySpanExporter())
+    try:
+        assert handle.log_handler is not None
+        with dye("user:1"), handle.tracer_provider.get_tracer("t").start_as_current_span("op"):
+            app_logger.debug("visible because the request is dyed")
+    finally:
+        handle.shutdown()
+    assert ("/v1/logs", "application/x-protobuf") in received
+    assert not is_instrumented()
 
 
 def test_metrics_export_when_asked(collector: tuple[str, list[tuple[str, str]]]) -> None:
