@@ -1,5 +1,7 @@
 # One-command set-up on a fresh machine:
-#   make run    create .venv, install tinct, start `tinct up` on the embedded store
+#   make run    create .venv, install tinct with the demo, start `tinct up` and the demo
+#               (`tinct demo --with-server $(ARGS)`); Ctrl-C stops both
+#   make up     create .venv, install tinct, start `tinct up $(ARGS)` on the embedded store
 #   make test   install everything the tests need (pip + Debian packages), lint, type-check, test
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -8,12 +10,15 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the test suite starts as real servers.
-DEB_PACKAGES := clickhouse-server
+DEB_PACKAGES := clickhouse-server redis-server
 TYPECHECK_TREE := build/typecheck
 
-.PHONY: run test venv install install-test debs lint typecheck pytest bench clean
+.PHONY: run up test venv install install-demo install-test demo-debs debs lint typecheck pytest bench clean
 
-run: install
+run: install-demo demo-debs
+	$(VENV)/bin/tinct demo --with-server $(ARGS)
+
+up: install
 	$(VENV)/bin/tinct up $(ARGS)
 
 venv: $(PY)
@@ -23,6 +28,9 @@ $(PY):
 
 install: venv
 	$(PIP) install -q -e .
+
+install-demo: venv
+	$(PIP) install -q -e '.[demo]'
 
 install-test: venv
 	$(PIP) install -q -e '.[test]'
@@ -36,6 +44,16 @@ debs:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# The demo uses Redis when redis-server is installed: try to install it, and
+# carry on without it (the demo says so) when that fails.
+demo-debs:
+	@command -v redis-server >/dev/null 2>&1 || dpkg -s redis-server >/dev/null 2>&1 || { \
+	  echo "installing Debian package: redis-server (for the demo)"; \
+	  { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	      redis-server; } || echo "could not install redis-server: the demo runs without Redis"; \
+	}
 
 test: install-test debs lint typecheck pytest
 
@@ -59,6 +77,7 @@ bench: install-test debs
 	$(PY) -m bench.codecs
 	$(PY) -m bench.propagation
 	$(PY) -m bench.spans
+	$(PY) -m bench.red
 	$(PY) -m bench.ingest
 
 clean:

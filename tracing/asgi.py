@@ -11,15 +11,24 @@ apps), and to name the span ``GET /orders/{id}`` (semantic conventions, HTTP
 server span name; just ``GET`` without a route) instead of after the path.
 A request a rule dyes at this span has its dye put in the context
 (``carry_dye``) while the app runs, so the next hops see it too.
+
+Every HTTP request, sampled or not, is also timed into
+``http.server.request.duration`` (tracing.red), from the call until the app
+returns (the response sent). The OpenTelemetry middleware's own metrics are
+switched off: without the process-wide ``OTEL_SEMCONV_STABILITY_OPT_IN=http``
+they use the old names and milliseconds, and with it they would count each
+request a second time.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from opentelemetry import trace
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import TracerProvider
 
 from tinct.tracing.dyeing import carry_dye
@@ -30,6 +39,7 @@ from tinct.tracing.instrument import (
     require_module,
     server_span_name,
 )
+from tinct.tracing.red import ServerDuration
 
 __all__ = ["TinctASGIMiddleware", "starlette_route"]
 
@@ -51,8 +61,8 @@ class TinctASGIMiddleware:
         route_resolver: ``scope -> route template or None``, e.g.
             ``starlette_route(app)``; called before the app routes the request.
         tracer_provider: default: the global one.
-        meter_provider: for the HTTP server metrics of the OpenTelemetry
-            middleware; default: the global one.
+        meter_provider: for ``http.server.request.duration``; default: the
+            global one.
         exclude_spans: the OpenTelemetry middleware's per-message
             ``receive``/``send`` spans to leave out; both by default, since
             they multiply a trace's spans without naming anything new.
@@ -81,22 +91,66 @@ class TinctASGIMiddleware:
             _carrying_dye(app),
             default_span_details=self._span_details,
             tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
+            meter_provider=NoOpMeterProvider(),
             exclude_spans=list(exclude_spans) or None,
+        )
+        self._duration = ServerDuration(meter_provider)
+        # The route __call__ resolved for the request in flight, for
+        # _span_details, which the OpenTelemetry middleware calls in the same
+        # context; one variable per instance, so nested middleware keep theirs.
+        self._resolved: ContextVar[tuple[str | None] | None] = ContextVar(
+            f"tinct_asgi_route_{id(self)}", default=None
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app inside the request's server span (ASGI 3)."""
-        await self._otel(scope, receive, send)
+        # Only the outermost server span times the request: a nested
+        # middleware would count it twice.
+        if scope.get("type") != "http" or trace.get_current_span() is not trace.INVALID_SPAN:
+            await self._otel(scope, receive, send)
+            return
+        start = time.perf_counter()
+        route = self._route(scope)
+        status: int | None = None
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message.get("type") == "http.response.start":
+                status = message.get("status")
+            await send(message)
+
+        error = None
+        token = self._resolved.set((route,))
+        try:
+            await self._otel(scope, receive, sending)
+        except Exception as exc:
+            error = type(exc).__qualname__
+            raise
+        finally:
+            self._resolved.reset(token)
+            self._duration.record(
+                time.perf_counter() - start,
+                scope.get("method"),
+                route,
+                status,
+                scope.get("scheme"),
+                scope.get("http_version"),
+                error,
+            )
+
+    def _route(self, scope: Scope) -> str | None:
+        if self._route_resolver is None:
+            return None
+        try:
+            return self._route_resolver(scope) or None
+        except Exception:
+            return None
 
     def _span_details(self, scope: Scope) -> tuple[str, dict[str, Any]]:
         attributes: dict[str, Any] = {}
-        route = None
-        if self._route_resolver is not None:
-            try:
-                route = self._route_resolver(scope) or None
-            except Exception:
-                route = None
+        # __call__ resolved the route of an HTTP request already.
+        resolved = self._resolved.get()
+        route = resolved[0] if resolved is not None else self._route(scope)
         if route:
             attributes[HTTP_ROUTE] = route
         user = self._user(scope)

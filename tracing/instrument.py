@@ -6,8 +6,11 @@ instrumentations of ``requests``, ``urllib3``, ``httpx``, ``redis`` and
 ``peer.service`` (semantic conventions: the name of the service being called)
 to their client spans through their request hooks, from a host → service
 mapping. ``db.system`` comes from the redis and psycopg instrumentations
-themselves. The outgoing requests carry the trace context and the dye through
-the global propagator (``DyePropagator`` after ``tinct.tracing.setup``).
+themselves. The ``requests`` and ``httpx`` hooks also time every call, sampled
+or not, into ``http.client.request.duration`` with ``peer.service``
+(tracing.red), in place of those instrumentations' own duration metrics. The
+outgoing requests carry the trace context and the dye through the global
+propagator (``DyePropagator`` after ``tinct.tracing.setup``).
 
 Servers: the WSGI and ASGI middleware (tracing.wsgi, tracing.asgi) share
 :func:`server_span_name` and :func:`header_user` from here.
@@ -22,7 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.trace import Span, TracerProvider
+
+from tinct.tracing.red import OTHER_METHOD, ClientDuration, semconv_method
 
 __all__ = [
     "CLIENT_LIBRARIES",
@@ -39,11 +45,6 @@ PEER_SERVICE = "peer.service"
 ENDUSER_ID = "enduser.id"
 HTTP_ROUTE = "http.route"
 
-# Semantic conventions (HTTP spans, "Name"): a method outside the known set is
-# reported as _OTHER and the span named "HTTP".
-_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY")
-)
 _MAX_USER_LENGTH = 256  # an enduser.id longer than this is not an id: ignored
 
 PeerService = Callable[[str], str | None] | Mapping[str, str]
@@ -56,10 +57,12 @@ def server_span_name(method: str | None, route: str | None) -> str:
 
     The route template, never the path: names must be low-cardinality.
     """
-    method = (method or "").strip().upper()
-    if method not in _METHODS:
-        method = "HTTP"
-    return f"{method} {route}" if route else method
+    # Semantic conventions (HTTP spans, "Name"): a method outside the known
+    # set is named "HTTP".
+    known = semconv_method(method)
+    if known == OTHER_METHOD:
+        known = "HTTP"
+    return f"{known} {route}" if route else known
 
 
 def header_user(value: str | bytes | None) -> str | None:
@@ -108,58 +111,93 @@ def _lookup(peer_service: PeerService) -> Callable[[str | None, int | None], str
     return by_table
 
 
-def _hooks(peer_service: PeerService) -> dict[str, dict[str, Any]]:
-    """The instrument() keyword arguments that set ``peer.service``, per library.
+def _hooks(peer_service: PeerService | None, red: ClientDuration) -> dict[str, dict[str, Any]]:
+    """The instrument() keyword arguments for tinct's hooks, per library.
 
+    Every library's request hook sets ``peer.service`` on sampled spans (with
+    a ``peer_service`` mapping); the HTTP libraries' hooks also time every
+    call, sampled or not, into ``http.client.request.duration`` (tracing.red).
     Hooks run on the request path: they never raise (a failing lookup leaves
     the attribute unset).
     """
-    lookup = _lookup(peer_service)
+    lookup = _lookup(peer_service) if peer_service is not None else None
 
-    def tag(span: Span, host: str | None, port: int | None) -> None:
+    def service_of(host: str | None, port: int | None) -> str | None:
+        if lookup is None:
+            return None
         try:
-            if span.is_recording():
-                service = lookup(host, port)
-                if service:
-                    span.set_attribute(PEER_SERVICE, service)
+            return lookup(host, port)
         except Exception:
             logger.debug("peer.service lookup failed for %s:%s", host, port, exc_info=True)
+            return None
 
-    def url_hook(span: Span, url: object) -> None:
-        try:
-            parts = urlsplit(str(url))
-            port = parts.port
-        except ValueError:
-            return
-        tag(span, parts.hostname, port)
+    def tag(span: Span, service: str | None) -> None:
+        if service and span.is_recording():
+            span.set_attribute(PEER_SERVICE, service)
 
     def requests_hook(span: Span, request: Any) -> None:
-        url_hook(span, getattr(request, "url", ""))
+        try:
+            parts = urlsplit(str(getattr(request, "url", "")))
+            host, port = parts.hostname, parts.port
+            if port is None:
+                port = {"http": 80, "https": 443}.get(parts.scheme)
+        except ValueError:
+            host = port = None
+        service = service_of(host, port) if host else None
+        tag(span, service)
+        red.start(getattr(request, "method", None), host, port, service)
+
+    def requests_response_hook(span: Span, request: Any, response: Any) -> None:
+        red.finish(getattr(response, "status_code", None))
 
     def httpx_hook(span: Span, request: Any) -> None:
         url = getattr(request, "url", None)  # RequestInfo: an httpx.URL
-        tag(span, getattr(url, "host", None), getattr(url, "port", None))
+        host, port = getattr(url, "host", None), getattr(url, "port", None)
+        if port is None:
+            port = {"http": 80, "https": 443}.get(getattr(url, "scheme", ""))
+        service = service_of(host, port) if host else None
+        tag(span, service)
+        red.start(getattr(request, "method", None), host, port, service)
+
+    def httpx_response_hook(span: Span, request: Any, response: Any) -> None:
+        red.finish(getattr(response, "status_code", None))  # ResponseInfo
 
     async def httpx_async_hook(span: Span, request: Any) -> None:
         httpx_hook(span, request)
 
+    async def httpx_async_response_hook(span: Span, request: Any, response: Any) -> None:
+        httpx_response_hook(span, request, response)
+
     def urllib3_hook(span: Span, pool: Any, *args: Any) -> None:
-        tag(span, getattr(pool, "host", None), getattr(pool, "port", None))
+        if span.is_recording():
+            tag(span, service_of(getattr(pool, "host", None), getattr(pool, "port", None)))
 
     def redis_hook(span: Span, instance: Any, *args: Any) -> None:
-        pool = getattr(instance, "connection_pool", None)
-        kwargs = getattr(pool, "connection_kwargs", None) or {}
-        tag(span, kwargs.get("host"), kwargs.get("port"))
+        if span.is_recording():
+            pool = getattr(instance, "connection_pool", None)
+            kwargs = getattr(pool, "connection_kwargs", None) or {}
+            tag(span, service_of(kwargs.get("host"), kwargs.get("port")))
 
-    return {
-        "requests": {"request_hook": requests_hook},
-        "urllib3": {"request_hook": urllib3_hook},
-        "httpx": {"request_hook": httpx_hook, "async_request_hook": httpx_async_hook},
-        "redis": {"request_hook": redis_hook},
-        # psycopg's instrumentation has no request hook; its spans carry
-        # server.address / net.peer.name for the database.
-        "psycopg": {},
+    hooks: dict[str, dict[str, Any]] = {
+        "requests": {"request_hook": requests_hook, "response_hook": requests_response_hook},
+        "httpx": {
+            "request_hook": httpx_hook,
+            "response_hook": httpx_response_hook,
+            "async_request_hook": httpx_async_hook,
+            "async_response_hook": httpx_async_response_hook,
+        },
     }
+    if lookup is not None:
+        hooks["urllib3"] = {"request_hook": urllib3_hook}
+        hooks["redis"] = {"request_hook": redis_hook}
+    # psycopg's instrumentation has no request hook; its spans carry
+    # server.address / net.peer.name for the database.
+    return hooks
+
+
+# The libraries whose client durations tinct records (tracing.red): their
+# instrumentations' own duration histograms are switched off.
+_TIMED = frozenset(("requests", "httpx"))
 
 
 # library -> (instrumentation module, instrumentor class)
@@ -201,6 +239,7 @@ def instrument_clients(
     *,
     libraries: Iterable[str] | None = None,
     tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> ClientInstrumentation:
     """Instrument the installed HTTP and database client libraries.
 
@@ -210,6 +249,10 @@ def instrument_clients(
             or a callable taking the host. None: no ``peer.service``.
         libraries: a subset of :data:`CLIENT_LIBRARIES`' keys; default all.
         tracer_provider: the provider for the client spans; default the global one.
+        meter_provider: the provider for ``http.client.request.duration``
+            (tracing.red), recorded for every ``requests`` and ``httpx`` call,
+            sampled or not; default the global one. The instrumentations' own
+            duration metrics are switched off for these two libraries.
 
     Returns:
         What was switched on; ``uninstrument()`` switches it off.
@@ -228,7 +271,7 @@ def instrument_clients(
         raise ValueError(
             f"libraries {unknown} are not among {', '.join(CLIENT_LIBRARIES)} (instrument_clients)"
         )
-    hooks = _hooks(peer_service) if peer_service is not None else {}
+    hooks = _hooks(peer_service, ClientDuration(meter_provider))
     result = ClientInstrumentation()
     enabled = []
     for name in names:
@@ -255,6 +298,8 @@ def instrument_clients(
         kwargs: dict[str, Any] = dict(hooks.get(name, {}))
         if tracer_provider is not None:
             kwargs["tracer_provider"] = tracer_provider
+        if name in _TIMED:
+            kwargs["meter_provider"] = NoOpMeterProvider()
         instrumentor.instrument(**kwargs)
         result._instrumentors.append(instrumentor)
         enabled.append(name)

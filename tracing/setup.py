@@ -218,14 +218,20 @@ def setup(
         set_global: make the providers and ``DyePropagator`` OpenTelemetry's
             globals, as instrumentation libraries expect. The global tracer
             provider can be set once per process: if one is already set a
-            warning is logged and the handle's providers stay local.
+            warning is logged and the handle's providers stay local. With
+            ``set_global=False``, pass ``tracer_provider`` and
+            ``meter_provider`` from the handle to the middleware and
+            :func:`instrument_clients`.
         span_exporter: export spans through this one instead of tinct's
             OTLP/HTTP protobuf exporter, e.g. an in-memory exporter in tests;
             either way tinct's batching processor feeds it.
         span_processors: more processors, after tinct's.
         metrics: export metrics by OTLP/HTTP to ``<endpoint>/v1/metrics``
             (else ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``). Off by default for
-            now: tinct's OTLP metrics receiver comes in a later issue.
+            now: tinct's OTLP metrics receiver comes in a later issue. The RED
+            histograms ``http.server.request.duration`` and
+            ``http.client.request.duration`` (tinct.tracing.red) are recorded
+            either way; they leave the process only with ``metrics=True``.
         logs: export ``logging`` records by OTLP/HTTP to ``<endpoint>/v1/logs``
             (else ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``): records of dyed requests
             at every level, others as the app's loggers are configured

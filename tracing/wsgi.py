@@ -18,16 +18,24 @@ before the span starts:
 A request a rule dyes at this span (``tinct.dye`` set by ``DyeSampler``) has
 its dye put in the context (``carry_dye``) for the app's call and its
 response iteration, so the next hops see it too.
+
+Every request, sampled or not, is also timed into
+``http.server.request.duration`` (tracing.red). As in OpenTelemetry's WSGI
+middleware, the time runs from the call until the response iterable is
+closed, so a streamed body counts; a server that never iterates nor closes
+the response has it recorded when the generator is collected.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context, propagate, trace
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from tinct.tracing.dyeing import carry_dye
@@ -38,6 +46,7 @@ from tinct.tracing.instrument import (
     require_module,
     server_span_name,
 )
+from tinct.tracing.red import ServerDuration
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -58,6 +67,8 @@ class TinctWSGIMiddleware:
         route_resolver: ``environ -> route template or None``, e.g. a Flask
             ``url_map`` look-up; called before the app routes the request.
         tracer_provider: default: the global one.
+        meter_provider: for ``http.server.request.duration``; default: the
+            global one.
 
     Callbacks run on the request path before the span starts: they should be
     fast; an exception they raise is recorded as "no user" / "no route".
@@ -72,6 +83,7 @@ class TinctWSGIMiddleware:
         user_callback: Callable[[WSGIEnvironment], str | None] | None = None,
         route_resolver: Callable[[WSGIEnvironment], str | None] | None = None,
         tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         wsgi = require_module("opentelemetry.instrumentation.wsgi")
         semconv = require_module("opentelemetry.instrumentation._semconv")
@@ -95,6 +107,7 @@ class TinctWSGIMiddleware:
             tracer_provider=tracer_provider,
             schema_url=semconv._get_schema_url(self._mode),
         )
+        self._duration = ServerDuration(meter_provider)
 
     def _user(self, environ: WSGIEnvironment) -> str | None:
         if self._user_callback is not None:
@@ -116,6 +129,7 @@ class TinctWSGIMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Run the app inside the request's server span (PEP 3333)."""
+        start = time.perf_counter()
         token = None
         if trace.get_current_span() is trace.INVALID_SPAN:
             parent = propagate.extract(environ, getter=self._getter)
@@ -138,46 +152,96 @@ class TinctWSGIMiddleware:
             if token is not None:
                 context.detach(token)
             raise
+        # Only the outermost server span times the request: a nested
+        # middleware would count it twice.
+        exchange = _Exchange(start, route) if token is not None else None
         try:
             with _current(span), carry_dye(span):
-                iterable = self.app(environ, self._start_response(span, start_response))
+                iterable = self.app(environ, self._start_response(span, start_response, exchange))
         except BaseException as exc:
             _fail(span, exc)
             span.end()
+            self._record(environ, exchange, exc)
             if token is not None:
                 context.detach(token)
             raise
-        return self._iterate(iterable, span, token)
+        return self._iterate(iterable, span, token, environ, exchange)
 
-    def _start_response(self, span: Span, start_response: StartResponse) -> StartResponse:
+    def _start_response(
+        self, span: Span, start_response: StartResponse, exchange: _Exchange | None
+    ) -> StartResponse:
         @functools.wraps(start_response)
         def wrapped(
             status: str, headers: list[tuple[str, str]], exc_info: _ExcInfo = None, /
         ) -> Callable[[bytes], object]:
-            try:
-                self._respond(span, status, headers, None, self._mode)
-            except Exception:  # an odd status line must not break the response
-                pass
+            if exchange is not None:
+                try:
+                    exchange.status = int(status[:3])
+                except ValueError:
+                    pass
+            if span.is_recording():
+                try:
+                    self._respond(span, status, headers, None, self._mode)
+                except Exception:  # an odd status line must not break the response
+                    pass
             return start_response(status, headers, exc_info)
 
         return wrapped
 
-    def _iterate(self, iterable: Iterable[bytes], span: Span, token: Any) -> Iterator[bytes]:
+    def _iterate(
+        self,
+        iterable: Iterable[bytes],
+        span: Span,
+        token: Any,
+        environ: WSGIEnvironment,
+        exchange: _Exchange | None,
+    ) -> Iterator[bytes]:
         # A generator app runs while the server iterates: the span and the
         # dye are made current again for that, and the span ends with it.
+        failure = None
         try:
             with _current(span), carry_dye(span):
                 yield from iterable
         except BaseException as exc:
+            failure = exc
             _fail(span, exc)
             raise
         finally:
-            close = getattr(iterable, "close", None)
-            if close is not None:
-                close()
-            span.end()
-            if token is not None:
-                context.detach(token)
+            try:
+                close = getattr(iterable, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                span.end()
+                self._record(environ, exchange, failure)
+                if token is not None:
+                    context.detach(token)
+
+    def _record(
+        self, environ: WSGIEnvironment, exchange: _Exchange | None, exc: BaseException | None
+    ) -> None:
+        if exchange is None:
+            return
+        self._duration.record(
+            time.perf_counter() - exchange.start,
+            environ.get("REQUEST_METHOD"),
+            exchange.route,
+            exchange.status,
+            environ.get("wsgi.url_scheme"),
+            environ.get("SERVER_PROTOCOL"),
+            type(exc).__qualname__ if isinstance(exc, Exception) else None,
+        )
+
+
+class _Exchange:
+    """One request's timing and response status, for its duration record."""
+
+    __slots__ = ("route", "start", "status")
+
+    def __init__(self, start: float, route: str | None) -> None:
+        self.start = start
+        self.route = route
+        self.status: int | None = None
 
 
 def _current(span: Span) -> Any:

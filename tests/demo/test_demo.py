@@ -1,0 +1,221 @@
+"""``tinct demo --with-server``: the six-service shop traced end to end.
+
+One run of ``python -m tinct demo --with-server`` on free ports, 20 users, the
+fault schedule compressed to a 5-second cycle, every request sampled. While
+it runs, the Jaeger API of the ``tinct up`` it started shows all six
+services, traces through at least four of them, the dyed users' requests
+dyed at every hop, and server spans in error from the payments error burst;
+on SIGTERM the demo stops everything it started and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tinct.demo.faults import CYCLE_SECONDS, DEFAULT_FAULTS, FaultSchedule
+from tinct.demo.topology import SERVICE_NAMES
+
+pytestmark = pytest.mark.server
+
+REPO = Path(__file__).resolve().parents[2]
+_URL = re.compile(r"open (http://\S+)/ \(UI\)")
+_DYED = re.compile(r"dyed users: (.+)$")
+
+
+@dataclass
+class Demo:
+    proc: subprocess.Popen[str]
+    workdir: Path
+    lines: list[str] = field(default_factory=list)
+    main: str = ""
+    dyed: list[str] = field(default_factory=list)
+    running: threading.Event = field(default_factory=threading.Event)
+
+    def read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if match := _URL.search(line):
+                self.main = match.group(1)
+            if match := _DYED.search(line.rstrip()):
+                self.dyed = match.group(1).split(", ")
+            if "running; Ctrl-C" in line:
+                self.running.set()
+        self.running.set()
+
+    def output(self) -> str:
+        logs = sorted((self.workdir / "logs").glob("*.log"))
+        parts = [f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in logs]
+        return "".join(self.lines) + "\n".join(parts)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, from /proc (Linux)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    tmp = tmp_path_factory.mktemp("demo")
+    command = [sys.executable, "-m", "tinct", "demo", "--with-server", "--data", str(tmp / "data")]
+    command += ["--port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "0"]
+    command += ["--zipkin-port", "0", "--workdir", str(tmp / "work")]
+    # --duration bounds a run the test fails to stop; the test stops it with SIGTERM.
+    command += ["--users", "20", "--speed", "120", "--sampling", "1.0", "--seed", "1"]
+    command += ["--think", "0.5", "--duration", "90"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TINCT_"))}
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = Demo(proc, tmp / "work")
+    threading.Thread(target=running.read, daemon=True).start()
+    try:
+        assert running.running.wait(60) and proc.poll() is None, running.output()
+        yield running
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _jaeger(demo: Demo, path: str, **params: Any) -> Any:
+    response = httpx.get(demo.main + path, params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def _traces(demo: Demo, service: str, **params: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = _jaeger(
+        demo, "/api/traces", service=service, lookback="1h", limit=200, **params
+    )
+    return found
+
+
+def _services_of(trace: dict[str, Any]) -> set[str]:
+    return {p["serviceName"] for p in trace["processes"].values()}
+
+
+def _tags(span: dict[str, Any]) -> dict[str, Any]:
+    return {t["key"]: t["value"] for t in span["tags"]}
+
+
+def _eventually(demo: Demo, check: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
+def test_demo_runs_six_traced_services_with_dyes_and_faults(demo: Demo) -> None:
+    assert demo.main and len(demo.dyed) == 3, demo.output()
+    topology = demo.workdir / "topology.yaml"
+    assert topology.exists() and (demo.workdir / "targets.yaml").exists()
+
+    services = _eventually(demo, lambda: set(SERVICE_NAMES) <= set(_jaeger(demo, "/api/services")))
+    assert services, f"{_jaeger(demo, '/api/services')}\n{demo.output()}"
+
+    def wide_trace() -> bool:
+        return any(len(_services_of(t)) >= 4 for t in _traces(demo, "orders"))
+
+    assert _eventually(demo, wide_trace), demo.output()
+
+    user = demo.dyed[0]
+
+    def dyed_traces() -> list[dict[str, Any]]:
+        tags = json.dumps({"enduser.id": user})
+        return [t for t in _traces(demo, "gateway", tags=tags) if len(_services_of(t)) >= 2]
+
+    traces = _eventually(demo, dyed_traces)
+    assert traces, f"no traces of dyed user {user}\n{demo.output()}"
+    for trace in traces[:5]:
+        for span in trace["spans"]:
+            assert _tags(span).get("tinct.dye") == f"user:{user}", span
+
+    def failed_charges() -> list[dict[str, Any]]:
+        found = []
+        # The status code's attribute name depends on OTEL_SEMCONV_STABILITY_OPT_IN.
+        for key in ("http.status_code", "http.response.status_code"):
+            tags = json.dumps({key: "500"})
+            for trace in _traces(demo, "payments", operation="POST /charge", tags=tags):
+                found += [s for s in trace["spans"] if s["operationName"] == "POST /charge"]
+        return [s for s in found if _tags(s).get("error") is True]
+
+    charges = _eventually(demo, failed_charges)
+    assert charges, f"no payments server span in error\n{demo.output()}"
+    # Each within the error burst the demo scheduled (the fault is decided a
+    # moment after the span starts).
+    schedule = FaultSchedule.read(demo.workdir / "faults.json")
+    for span in charges:
+        start = span["startTime"] / 1e6
+        kinds = {f.kind for t in (start, start + 0.05) for f in schedule.active("payments", t)}
+        assert kinds == {"errors"}, (start, schedule)
+
+
+def test_the_schedule_compresses_with_speed() -> None:
+    schedule = FaultSchedule(DEFAULT_FAULTS, started_at=1000.0, speed=60)
+    assert CYCLE_SECONDS / 60 == 10
+    burst = next(f for f in DEFAULT_FAULTS if f.kind == "errors")
+    assert schedule.active(now=1000 + burst.start / 60 + 0.01) == [burst]
+    assert schedule.active(now=1000 + 10 + burst.start / 60 + 0.01) == [burst]  # next cycle
+    assert schedule.active("inventory", now=1000 + burst.start / 60 + 0.01) == []
+    assert FaultSchedule((), 1000.0, 60).active(now=1003) == []
+
+
+def test_sigterm_stops_everything_and_exits_0(demo: Demo) -> None:
+    children = _descendants(demo.proc.pid)
+    assert len(children) >= 8, f"tinct up, redis-server, six services: {children}"
+    demo.proc.send_signal(signal.SIGTERM)
+    assert demo.proc.wait(60) == 0, demo.output()
+    left = [pid for pid in children if _alive(pid)]
+    assert left == [], f"children still running: {left}\n{demo.output()}"
