@@ -216,6 +216,25 @@ def _create(target: SchemaTarget, name: str, columns: list[str], tail: list[str]
     return f"CREATE TABLE IF NOT EXISTS {target.table(name)} (\n    {body}\n)\n" + "\n".join(tail)
 
 
+def _typed_columns(target: SchemaTarget, types: dict[str, tuple[str, str]]) -> list[str]:
+    """Column definitions from ``{name: (type with {lc}, codec or "")}``."""
+    return [
+        f"{col} {type_.format(lc=target.lc())}{target.codec(codec) if codec else ''}"
+        for col, (type_, codec) in types.items()
+    ]
+
+
+def _daily_merge_tree(target: SchemaTarget, time_column: str, order_by: str) -> list[str]:
+    """Engine clauses of a MergeTree partitioned by the UTC day of a ns
+    timestamp column, with the retention TTL where the server has TTL."""
+    day = day_expr(time_column)
+    tail = [f"ENGINE = {target.engine('MergeTree')}", f"PARTITION BY {day}", f"ORDER BY {order_by}"]
+    ttl = ttl_clause(target, day)
+    if ttl:
+        tail.append(f"TTL {ttl}")
+    return tail
+
+
 def spans_table(target: SchemaTarget) -> str:
     """The spans table: one row per span, every SPAN_SCHEMA column.
 
@@ -223,19 +242,8 @@ def spans_table(target: SchemaTarget) -> str:
     partition min/max index is on ``start_ns`` and ``start_ns`` bounds prune
     partitions); sorted like the OpenTelemetry Collector's ``otel_traces``.
     """
-    columns = []
-    for col, (type_, codec) in SPAN_COLUMN_TYPES.items():
-        compression = target.codec(codec) if codec else ""
-        columns.append(f"{col} {type_.format(lc=target.lc())}{compression}")
-    day = day_expr("start_ns")
-    tail = [
-        f"ENGINE = {target.engine('MergeTree')}",
-        f"PARTITION BY {day}",
-        "ORDER BY (service, name, start_ns)",
-    ]
-    ttl = ttl_clause(target, day)
-    if ttl:
-        tail.append(f"TTL {ttl}")
+    columns = _typed_columns(target, SPAN_COLUMN_TYPES)
+    tail = _daily_merge_tree(target, "start_ns", "(service, name, start_ns)")
     return _create(target, SPANS, columns, tail)
 
 
@@ -247,17 +255,13 @@ def trace_index_table(target: SchemaTarget) -> str:
     with ``min``/``max`` at read time. Partitioned by the day of the newest
     span, so the index outlives the trace's oldest spans, never the reverse.
     """
-    day = day_expr("end_ns")
     columns = [
         f"trace_id FixedString(16){target.codec(_ZSTD)}",
         f"start_ns UInt64{target.codec(_ZSTD)}",
         f"end_ns UInt64{target.codec(_ZSTD)}",
         "span_count UInt32",
     ]
-    tail = [f"ENGINE = {target.engine('MergeTree')}", f"PARTITION BY {day}", "ORDER BY trace_id"]
-    ttl = ttl_clause(target, day)
-    if ttl:
-        tail.append(f"TTL {ttl}")
+    tail = _daily_merge_tree(target, "end_ns", "trace_id")
     return _create(target, TRACE_INDEX, columns, tail)
 
 
@@ -344,21 +348,10 @@ def logs_table(target: SchemaTarget) -> str:
     Daily partitions on the UTC day of ``time_ns``, with retention and TTL
     like spans.
     """
-    columns = []
-    for col, (type_, codec) in LOG_COLUMN_TYPES.items():
-        compression = target.codec(codec) if codec else ""
-        columns.append(f"{col} {type_.format(lc=target.lc())}{compression}")
+    columns = _typed_columns(target, LOG_COLUMN_TYPES)
     if target.caps.skip_indexes:
         columns.append("INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1")
-    day = day_expr("time_ns")
-    tail = [
-        f"ENGINE = {target.engine('MergeTree')}",
-        f"PARTITION BY {day}",
-        "ORDER BY (service, time_ns)",
-    ]
-    ttl = ttl_clause(target, day)
-    if ttl:
-        tail.append(f"TTL {ttl}")
+    tail = _daily_merge_tree(target, "time_ns", "(service, time_ns)")
     return _create(target, LOGS, columns, tail)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tinct.spans import ValueType
+from tinct.spans import ValueType, plain_any_value
 
 __all__ = [
     "LOG_SCHEMA",
@@ -118,24 +118,5 @@ def plain_value(vtype: int, text: str) -> Any:
     if vtype == ValueType.BYTES:
         return text
     if vtype in (ValueType.ARRAY, ValueType.KVLIST):
-        return _plain_any(json.loads(text))
-    return None
-
-
-def _plain_any(value: Any) -> Any:
-    """An OTLP/JSON ``AnyValue`` object as a plain JSON value."""
-    if not isinstance(value, dict):
-        return None
-    if "arrayValue" in value:
-        return [_plain_any(v) for v in value["arrayValue"].get("values", [])]
-    if "kvlistValue" in value:
-        pairs = value["kvlistValue"].get("values", [])
-        return {kv.get("key", ""): _plain_any(kv.get("value", {})) for kv in pairs}
-    if "intValue" in value:
-        return int(value["intValue"])
-    if "doubleValue" in value:
-        return value["doubleValue"]
-    for name in ("stringValue", "boolValue", "bytesValue"):
-        if name in value:
-            return value[name]
+        return plain_any_value(json.loads(text))
     return None

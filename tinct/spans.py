@@ -35,6 +35,7 @@ __all__ = [
     "dump_attrs",
     "dump_triples",
     "double_text",
+    "plain_any_value",
     "load_attrs",
     "TAG_SEPARATOR",
 ]
@@ -228,6 +229,27 @@ def load_attrs(text: str) -> tuple[list[str], list[int], list[str]]:
         [int(t[1]) for t in triples],
         [str(t[2]) for t in triples],
     )
+
+
+def plain_any_value(value: Any) -> Any:
+    """An OTLP/JSON ``AnyValue`` object as the plain JSON value it stands for
+    (what OpenTelemetry's pdata ``AsRaw`` gives): lists for arrays, objects
+    for key/value lists, ints for ``intValue``; None for an empty value."""
+    if not isinstance(value, dict):
+        return None
+    if "arrayValue" in value:
+        return [plain_any_value(v) for v in value["arrayValue"].get("values", [])]
+    if "kvlistValue" in value:
+        pairs = value["kvlistValue"].get("values", [])
+        return {kv.get("key", ""): plain_any_value(kv.get("value", {})) for kv in pairs}
+    if "intValue" in value:
+        return int(value["intValue"])
+    if "doubleValue" in value:
+        return value["doubleValue"]
+    for name in ("stringValue", "boolValue", "bytesValue"):
+        if name in value:
+            return value[name]
+    return None
 
 
 @dataclass(frozen=True)

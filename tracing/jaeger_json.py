@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tinct.spans import SpanKind, StatusCode, ValueType, load_attrs
+from tinct.spans import SpanKind, StatusCode, ValueType, load_attrs, plain_any_value
 
 __all__ = ["encode_trace", "jaeger_tags"]
 
@@ -43,23 +43,6 @@ _KINDS = {
     SpanKind.CONSUMER: "consumer",
 }
 _NON_FINITE = ("NaN", "Infinity", "-Infinity")  # JSON has no such numbers: sent as text
-
-
-def _plain(value: dict[str, Any]) -> Any:
-    """An OTLP/JSON AnyValue as the plain JSON value pdata's ``AsRaw`` gives."""
-    if "arrayValue" in value:
-        return [_plain(v) for v in value["arrayValue"].get("values", [])]
-    if "kvlistValue" in value:
-        pairs = value["kvlistValue"].get("values", [])
-        return {kv["key"]: _plain(kv.get("value", {})) for kv in pairs}
-    if "intValue" in value:
-        return int(value["intValue"])
-    if "doubleValue" in value:
-        return value["doubleValue"]
-    for name in ("stringValue", "boolValue", "bytesValue"):
-        if name in value:
-            return value[name]
-    return None
 
 
 def _tag(key: str, vtype: int, text: str) -> dict[str, Any]:
@@ -76,7 +59,9 @@ def _tag(key: str, vtype: int, text: str) -> dict[str, Any]:
         kind, value = "binary", text
     elif vtype in (ValueType.ARRAY, ValueType.KVLIST):
         kind = "string"
-        value = json.dumps(_plain(json.loads(text)), separators=(",", ":"), ensure_ascii=False)
+        value = json.dumps(
+            plain_any_value(json.loads(text)), separators=(",", ":"), ensure_ascii=False
+        )
     else:
         kind, value = "string", text
     return {"key": key, "type": kind, "value": value}

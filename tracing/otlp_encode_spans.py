@@ -38,6 +38,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanKind, StatusCode
 
+from tinct.tracing.protowire import ONE_BYTE, varint
+
 __all__ = ["SpanEncoder"]
 
 logger = logging.getLogger(__name__)
@@ -47,7 +49,6 @@ _MAX_CACHED_VALUE = 256  # longer string values are encoded every time, not kept
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _U64 = (1 << 64) - 1
 
-_BYTE = [bytes((i,)) for i in range(128)]
 
 # Span.kind (trace.proto SpanKind): the API's INTERNAL..CONSUMER are 0..4, OTLP's 1..5.
 _KIND = {kind.value: bytes((0x30, kind.value + 1)) for kind in SpanKind}
@@ -74,25 +75,14 @@ _FIXED64 = struct.Struct("<Q").pack
 _DOUBLE = struct.Struct("<d").pack
 
 
-def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return _BYTE[n]
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 # ScopeSpans.spans (field 2) tag and length, for spans shorter than 16 KiB.
-_SPAN_TAG = [b"\x12" + _varint(n) for n in range(0x4000)]
+_SPAN_TAG = [b"\x12" + varint(n) for n in range(0x4000)]
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: tag, length, payload."""
     n = len(payload)
-    return tag + (_BYTE[n] if n < 0x80 else _varint(n)) + payload
+    return tag + (ONE_BYTE[n] if n < 0x80 else varint(n)) + payload
 
 
 def _any_value(value: Any) -> bytes:
@@ -111,7 +101,7 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, int):
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise ValueError(f"int {value} is outside int64")
-        return b"\x18" + _varint(value & _U64)
+        return b"\x18" + varint(value & _U64)
     if isinstance(value, float):
         return b"\x21" + _DOUBLE(value)
     if isinstance(value, bytes):
@@ -138,7 +128,7 @@ def _status_field(status: Any) -> bytes:
     if not message:
         return _STATUS[code]
     return _field(
-        b"\x7a", _field(b"\x12", message.encode()) + (b"\x18" + _BYTE[code] if code else b"")
+        b"\x7a", _field(b"\x12", message.encode()) + (b"\x18" + ONE_BYTE[code] if code else b"")
     )
 
 
@@ -195,7 +185,7 @@ class SpanEncoder:
                 scope_spans = [scope_field]
                 for encoded in groups[key]:
                     n = len(encoded)
-                    scope_spans += (_SPAN_TAG[n] if n < 0x4000 else b"\x12" + _varint(n), encoded)
+                    scope_spans += (_SPAN_TAG[n] if n < 0x4000 else b"\x12" + varint(n), encoded)
                 scope_spans.append(scope_schema)
                 parts.append(_field(b"\x12", b"".join(scope_spans)))
             parts.append(resource_schema)
@@ -242,7 +232,7 @@ class SpanEncoder:
 
     @staticmethod
     def _count(tag: bytes, n: int) -> bytes:
-        return tag + _varint(n) if n else b""
+        return tag + varint(n) if n else b""
 
     def _attributes(self, tag: bytes, attributes: Any) -> bytes:
         """Each attribute as a ``repeated KeyValue`` field numbered by ``tag``."""
@@ -333,13 +323,13 @@ class SpanEncoder:
             parts += self._attribute_fields(attributes)
             dropped = _dropped(attributes)
             if dropped:
-                parts.append(b"\x50" + _varint(dropped))
+                parts.append(b"\x50" + varint(dropped))
         events: Any = span._events
         if type(events) is BoundedList:
             if events._dq:  # type: ignore[attr-defined]
                 parts += [self._event(event) for event in events._dq]  # type: ignore[attr-defined]
             if events.dropped:
-                parts.append(b"\x60" + _varint(events.dropped))
+                parts.append(b"\x60" + varint(events.dropped))
         elif events:
             parts += [self._event(event) for event in events]
         links: Any = span._links
@@ -347,7 +337,7 @@ class SpanEncoder:
             if links._dq:  # type: ignore[attr-defined]
                 parts += [self._link(link) for link in links._dq]  # type: ignore[attr-defined]
             if links.dropped:
-                parts.append(b"\x70" + _varint(links.dropped))
+                parts.append(b"\x70" + varint(links.dropped))
         elif links:
             parts += [self._link(link) for link in links]
         status = span._status

@@ -28,6 +28,7 @@ import struct
 from typing import Any
 
 from tinct.errors import DecodeError
+from tinct.tracing.protowire import varint
 
 __all__ = ["transcode", "hex_ids_to_base64"]
 
@@ -38,7 +39,6 @@ _KINDS = {
 _CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _DECIMAL = re.compile(r"-?[0-9]+")
 _U64 = (1 << 64) - 1
-_ONE_BYTE = [bytes([i]) for i in range(128)]
 _PLACEHOLDER = b"\xff"
 _NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 _KV_CACHE: dict[tuple[str, str, type, Any], bytes] = {}
@@ -49,25 +49,14 @@ class _Shape(Exception):
     """The document does not have the shape of an ExportTraceServiceRequest."""
 
 
-def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return _ONE_BYTE[n]
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _ld(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2)."""
-    return tag + _varint(len(payload)) + payload
+    return tag + varint(len(payload)) + payload
 
 
 def _opt(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited scalar, omitted at its default (empty) like protobuf encoders do."""
-    return tag + _varint(len(payload)) + payload if payload else b""
+    return tag + varint(len(payload)) + payload if payload else b""
 
 
 def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
@@ -123,7 +112,7 @@ def _int(value: Any, what: str, low: int, high: int) -> int:
 
 def _uint(tag: bytes, value: Any, what: str, bits: int = 32) -> bytes:
     n = _int(value, what, 0, (1 << bits) - 1)
-    return tag + _varint(n) if n else b""
+    return tag + varint(n) if n else b""
 
 
 def _fixed(tag: bytes, value: Any, what: str, fmt: str, bits: int) -> bytes:
@@ -134,7 +123,7 @@ def _fixed(tag: bytes, value: Any, what: str, fmt: str, bits: int) -> bytes:
 def _enum(tag: bytes, value: Any, names: dict[str, int], what: str) -> bytes:
     # An unknown name is ignored like any unknown field (ParseDict's ignore_unknown_fields).
     n = names.get(value, 0) if isinstance(value, str) else _int(value, what, -(2**31), 2**31 - 1)
-    return tag + _varint(n & _U64) if n else b""
+    return tag + varint(n & _U64) if n else b""
 
 
 def _bytes_b64(value: Any, what: str) -> bytes:
@@ -160,7 +149,7 @@ def _any_value(value: Any, what: str) -> bytes:
                 raise _Shape(f"{what} boolValue must be true or false")
             return b"\x10\x01" if v else b"\x10\x00"
         if name in ("intValue", "int_value"):
-            return b"\x18" + _varint(_int(v, what, -(2**63), 2**63 - 1) & _U64)
+            return b"\x18" + varint(_int(v, what, -(2**63), 2**63 - 1) & _U64)
         if name in ("doubleValue", "double_value"):
             return b"\x21" + struct.pack("<d", _double(v, what))
         if name in ("bytesValue", "bytes_value"):

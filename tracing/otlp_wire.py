@@ -40,7 +40,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, json_format, messag
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tinct.errors import DecodeError
-from tinct.spans import ValueType
+from tinct.spans import ValueType, double_text
 
 from .batch import Attr
 
@@ -134,15 +134,6 @@ def _view_pool() -> descriptor_pool.DescriptorPool:
 def view_class(name: str) -> Any:
     """A message class of the view, e.g. ``view_class("Request")``."""
     return message_factory.GetMessageClass(_view_pool().FindMessageTypeByName(f"{_PKG}.{name}"))
-
-
-def double_text(value: float) -> str:
-    """Text of a double: ``repr`` (exact round trip), proto3 JSON names for NaN/inf."""
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "Infinity" if value > 0 else "-Infinity"
-    return repr(value)
 
 
 def any_value_text(value: AnyValue) -> tuple[int, str]:
