@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the test suite starts as real servers.
-DEB_PACKAGES := clickhouse-server redis-server
+DEB_PACKAGES := clickhouse-server redis-server postgresql
 TYPECHECK_TREE := build/typecheck
 
 .PHONY: run up test venv install install-demo install-test demo-debs debs lint typecheck pytest bench clean
@@ -45,15 +45,19 @@ debs:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# The demo uses Redis when redis-server is installed: try to install it, and
-# carry on without it (the demo says so) when that fails.
+# The demo uses Redis and PostgreSQL when installed: try to install them, and
+# carry on without them (the demo says so: a dict, SQLite) when that fails.
+DEMO_DEB_PACKAGES := redis-server postgresql
 demo-debs:
-	@command -v redis-server >/dev/null 2>&1 || dpkg -s redis-server >/dev/null 2>&1 || { \
-	  echo "installing Debian package: redis-server (for the demo)"; \
+	@missing=""; \
+	for p in $(DEMO_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v redis-server >/dev/null 2>&1 && missing="$${missing/ redis-server/}"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing (for the demo)"; \
 	  { $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	      redis-server; } || echo "could not install redis-server: the demo runs without Redis"; \
-	}
+	      $$missing; } || echo "could not install$$missing: the demo runs without them"; \
+	fi
 
 test: install-test debs lint typecheck pytest
 

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -97,6 +98,84 @@ def clickhouse_server(workdir: Path) -> Iterator[int]:
     finally:
         stop_pid(proc)
         log.close()
+
+
+def postgres_bindir() -> Path | None:
+    """Debian's PostgreSQL binaries (/usr/lib/postgresql/<ver>/bin), the newest; None if absent."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    found = [p for p in found if (p / "initdb").exists() and (p / "postgres").exists()]
+    return found[-1] if found else None
+
+
+def _wait_accepting(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Past "the database system is starting up": a session opens."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres").close()
+            return
+        except psycopg.OperationalError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def postgres_server(workdir: Path) -> Iterator[int]:
+    """A throwaway PostgreSQL cluster on a free loopback port; yield the port.
+
+    Trust authentication, superuser ``postgres``, database ``postgres``. As
+    root, initdb and postgres run as the ``postgres`` OS user (in a directory
+    of /tmp it owns: pytest's own are private to root). Skips the test when
+    PostgreSQL is not installed.
+    """
+    import pytest
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (Debian package postgresql: make debs)")
+    user: str | None = None
+    if os.geteuid() == 0:
+        user = "postgres"
+        workdir = Path(tempfile.mkdtemp(prefix="tinct-test-pg-"))
+        shutil.chown(workdir, user, user)
+    workdir.mkdir(parents=True, exist_ok=True)
+    data, port = workdir / "data", free_port()
+    as_user = {"user": user, "group": user} if user else {}
+    subprocess.run(
+        [bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        cwd=workdir,
+        **as_user,  # type: ignore[call-overload]
+    )
+    log = open(workdir / "postgres.log", "wb")  # noqa: SIM115
+    command = [bindir / "postgres", "-D", data, "-p", str(port), "-k", str(workdir)]
+    command += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+    proc = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+        **as_user,  # type: ignore[call-overload]
+    )
+    try:
+        wait_for_port(port, 60, proc)
+        _wait_accepting(port, proc)
+        yield port
+    finally:
+        # SIGINT: PostgreSQL's fast shutdown (SIGTERM waits for every session).
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGINT)
+        stop_pid(proc)
+        log.close()
+        if user is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 _SERVING = re.compile(r"serving (UI and APIs|OTLP/gRPC|OTLP/HTTP|Zipkin) on (\S+)")

@@ -2,7 +2,8 @@
 
 Clients: :func:`instrument_clients` switches on OpenTelemetry's own
 instrumentations of ``requests``, ``urllib3``, ``httpx``, ``redis`` and
-``psycopg`` — those installed, with the ``tinct[instrument]`` extra — and adds
+``psycopg`` — those installed, with the ``tinct[instrument]`` extra; psycopg
+through tinct's own wrapper (tracing.dbapi) when OpenTelemetry's is not — and adds
 ``peer.service`` (semantic conventions: the name of the service being called)
 to their client spans through their request hooks, from a host → service
 mapping. ``db.system`` comes from the redis and psycopg instrumentations
@@ -19,6 +20,7 @@ Servers: the WSGI and ASGI middleware (tracing.wsgi, tracing.asgi) share
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -191,7 +193,9 @@ def _hooks(peer_service: PeerService | None, red: ClientDuration) -> dict[str, d
         hooks["urllib3"] = {"request_hook": urllib3_hook}
         hooks["redis"] = {"request_hook": redis_hook}
     # psycopg's instrumentation has no request hook; its spans carry
-    # server.address / net.peer.name for the database.
+    # server.address / net.peer.name for the database. (tinct's own psycopg
+    # wrapper, used when that instrumentation is not installed, sets
+    # peer.service itself: see _tinct_psycopg.)
     return hooks
 
 
@@ -232,6 +236,30 @@ class ClientInstrumentation:
             except Exception:
                 logger.exception("uninstrumenting %s failed", type(instrumentor).__name__)
         self.enabled = ()
+
+
+def _tinct_psycopg(
+    peer_service: PeerService | None,
+    tracer_provider: TracerProvider | None,
+    result: ClientInstrumentation,
+) -> bool:
+    """psycopg through tinct's own wrapper (tracing.dbapi), when psycopg is installed.
+
+    True when switched on; False without psycopg, or when it is wrapped
+    already (then recorded in ``result.skipped``).
+    """
+    if importlib.util.find_spec("psycopg") is None:
+        return False
+    from tinct.tracing.dbapi import PsycopgInstrumentor
+
+    if PsycopgInstrumentor.is_instrumented():
+        result.skipped["psycopg"] = "already instrumented"
+        return False
+    lookup = _lookup(peer_service) if peer_service is not None else None
+    instrumentor = PsycopgInstrumentor(tracer_provider, peer_service=lookup)
+    instrumentor.instrument()
+    result._instrumentors.append(instrumentor)
+    return True
 
 
 def instrument_clients(
@@ -279,6 +307,11 @@ def instrument_clients(
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
+            if name == "psycopg" and _tinct_psycopg(peer_service, tracer_provider, result):
+                enabled.append(name)
+                continue
+            if name in result.skipped:  # tinct's psycopg wrapper, already on
+                continue
             result.skipped[name] = f"{module_name} is not installed ({exc})"
             logger.debug("not instrumenting %s: %s", name, result.skipped[name])
             continue

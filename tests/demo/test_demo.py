@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from tinct.demo.faults import CYCLE_SECONDS, DEFAULT_FAULTS, FaultSchedule
+from tinct.demo.processes import postgres_bindir
 from tinct.demo.topology import SERVICE_NAMES
 
 pytestmark = pytest.mark.server
@@ -212,9 +213,40 @@ def test_the_schedule_compresses_with_speed() -> None:
     assert FaultSchedule((), 1000.0, 60).active(now=1003) == []
 
 
+def test_the_services_keep_their_tables_in_postgresql_when_installed(demo: Demo) -> None:
+    if postgres_bindir() is None:
+        pytest.skip("PostgreSQL is not installed (Debian package postgresql: make debs)")
+    assert any("PostgreSQL" in line and " on 127.0.0.1:" in line for line in demo.lines), (
+        demo.output()
+    )
+
+    def postgres_spans() -> list[dict[str, Any]]:
+        found = []
+        for service in ("orders", "payments"):
+            tags = json.dumps({"db.system.name": "postgresql"})
+            for trace in _traces(demo, service, tags=tags):
+                found += [
+                    s for s in trace["spans"] if _tags(s).get("db.system.name") == "postgresql"
+                ]
+        return found
+
+    spans = _eventually(demo, postgres_spans)
+    assert spans, f"no postgresql client spans\n{demo.output()}"
+    names = {s["operationName"] for s in spans}
+    assert {"INSERT orders", "INSERT payments"} <= names, names
+    for span in spans:  # start-up DDL runs in root spans of its own: not checked
+        if span["operationName"].split()[0] not in ("SELECT", "INSERT", "UPDATE"):
+            continue
+        tags = _tags(span)
+        assert tags["span.kind"] == "client", tags
+        assert tags["peer.service"] == "postgresql" and tags["db.namespace"] == "shop", tags
+        assert "?" not in tags["db.query.text"] and "%s" in tags["db.query.text"], tags
+        assert span["references"], "a database span has a parent"
+
+
 def test_sigterm_stops_everything_and_exits_0(demo: Demo) -> None:
     children = _descendants(demo.proc.pid)
-    assert len(children) >= 8, f"tinct up, redis-server, six services: {children}"
+    assert len(children) >= 8, f"tinct up, redis-server, (postgres,) six services: {children}"
     demo.proc.send_signal(signal.SIGTERM)
     assert demo.proc.wait(60) == 0, demo.output()
     left = [pid for pid in children if _alive(pid)]

@@ -5,12 +5,12 @@
     gateway   GET /catalog            -> inventory GET /items
               GET /orders/{id}        -> users GET /users/{id}, orders GET /orders/{id}
               POST /orders            -> users GET /users/{id}, orders POST /orders
-    users     GET /users/{id}         Redis (profile cache) + SQLite
-    orders    GET /orders/{id}        SQLite
+    users     GET /users/{id}         Redis (profile cache) + PostgreSQL
+    orders    GET /orders/{id}        PostgreSQL
               POST /orders            -> inventory POST /reserve, payments POST /charge,
-                                         notifications POST /notify; SQLite
-    inventory GET /items, POST /reserve   Redis (catalog cache) + SQLite
-    payments  POST /charge            SQLite
+                                         notifications POST /notify; PostgreSQL
+    inventory GET /items, POST /reserve   Redis (catalog cache) + PostgreSQL
+    payments  POST /charge            PostgreSQL
     notifications POST /notify
 
 The user is the ``x-user-id`` header, passed on to every hop so each server
@@ -33,7 +33,7 @@ from typing import Any
 
 import requests
 
-from tinct.demo.stores import Cache, SqliteDatabase
+from tinct.demo.stores import Cache, Database
 
 __all__ = ["AppContext", "HTTPError", "Route", "SKUS", "routes_for"]
 
@@ -75,7 +75,7 @@ class AppContext:
 
     name: str
     urls: dict[str, str]  # service -> base URL
-    db: SqliteDatabase | None
+    db: Database | None
     cache: Cache
     session: requests.Session
     logger: logging.Logger
@@ -147,7 +147,7 @@ def _gateway(ctx: AppContext) -> list[Route]:
 # --- users -------------------------------------------------------------------------
 
 _USERS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, name TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, name TEXT, created DOUBLE PRECISION);
 """
 
 
@@ -163,7 +163,7 @@ def _users(ctx: AppContext) -> list[Route]:
         rows = db.query("SELECT id, name FROM users WHERE id = ?", (user,))
         if not rows:
             db.query(
-                "INSERT OR IGNORE INTO users (id, name, created) VALUES (?, ?, ?)",
+                "INSERT INTO users (id, name, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (user, f"customer {user}", time.time()),
             )
             ctx.logger.info("new user %s", user)
@@ -178,8 +178,8 @@ def _users(ctx: AppContext) -> list[Route]:
 
 _ORDERS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT, sku TEXT, qty INTEGER,
-    amount REAL, status TEXT, created REAL);
+    id {id}, "user" TEXT, sku TEXT, qty INTEGER,
+    amount DOUBLE PRECISION, status TEXT, created DOUBLE PRECISION);
 """
 
 
@@ -188,9 +188,12 @@ def _orders(ctx: AppContext) -> list[Route]:
     assert db is not None
 
     def get_order(request: Request) -> tuple[int, Any]:
+        order_id = request.params["id"]
+        if not order_id.isdigit() or len(order_id) > 18:  # an id fits a BIGINT
+            raise HTTPError(404, f"order {order_id} not found")
         rows = db.query(
-            "SELECT id, user, sku, qty, amount, status FROM orders WHERE id = ?",
-            (request.params["id"],),
+            'SELECT id, "user", sku, qty, amount, status FROM orders WHERE id = ?',
+            (int(order_id),),
         )
         if not rows:
             raise HTTPError(404, f"order {request.params['id']} not found")
@@ -207,13 +210,13 @@ def _orders(ctx: AppContext) -> list[Route]:
         except HTTPError as exc:
             ctx.logger.warning("order of %s x%d for user %s failed: %s", sku, qty, user, exc)
             db.query(
-                "INSERT INTO orders (user, sku, qty, amount, status, created) "
+                'INSERT INTO orders ("user", sku, qty, amount, status, created) '
                 "VALUES (?, ?, ?, ?, 'payment_failed', ?)",
                 (user, sku, qty, amount, time.time()),
             )
             raise HTTPError(502, f"payment failed: {exc}") from exc
         rows = db.query(
-            "INSERT INTO orders (user, sku, qty, amount, status, created) "
+            'INSERT INTO orders ("user", sku, qty, amount, status, created) '
             "VALUES (?, ?, ?, ?, 'placed', ?) RETURNING id",
             (user, sku, qty, amount, time.time()),
         )
@@ -231,13 +234,16 @@ def _orders(ctx: AppContext) -> list[Route]:
 # --- inventory ---------------------------------------------------------------------
 
 _INVENTORY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (sku TEXT PRIMARY KEY, price REAL, stock INTEGER);
+CREATE TABLE IF NOT EXISTS items (sku TEXT PRIMARY KEY, price DOUBLE PRECISION, stock INTEGER);
 """
 
 
 def _inventory_seed(rng: random.Random) -> str:
     rows = ", ".join(f"('{sku}', {rng.randint(200, 9999) / 100}, 1000)" for sku in SKUS)
-    return _INVENTORY_SCHEMA + f"INSERT OR IGNORE INTO items (sku, price, stock) VALUES {rows};"
+    return (
+        _INVENTORY_SCHEMA
+        + f"INSERT INTO items (sku, price, stock) VALUES {rows} ON CONFLICT DO NOTHING;"
+    )
 
 
 def _inventory(ctx: AppContext) -> list[Route]:
@@ -274,7 +280,7 @@ def _inventory(ctx: AppContext) -> list[Route]:
 
 _PAYMENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT, amount REAL, created REAL);
+    id {id}, "user" TEXT, amount DOUBLE PRECISION, created DOUBLE PRECISION);
 """
 
 
@@ -288,7 +294,7 @@ def _payments(ctx: AppContext) -> list[Route]:
             raise HTTPError(422, "amount must be a positive number")
         time.sleep(ctx.rng.uniform(0.005, 0.03))  # the card processor
         rows = db.query(
-            "INSERT INTO payments (user, amount, created) VALUES (?, ?, ?) RETURNING id",
+            'INSERT INTO payments ("user", amount, created) VALUES (?, ?, ?) RETURNING id',
             (request.body.get("user"), amount, time.time()),
         )
         return 200, {"payment": rows[0]["id"], "amount": amount}
@@ -308,6 +314,12 @@ def _notifications(ctx: AppContext) -> list[Route]:
     return [_route("POST", "/notify", notify)]
 
 
+# The DDL that differs: an auto-numbered primary key.
+_ID_COLUMN = {
+    "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "postgresql": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+}
+
 _APPS: dict[str, tuple[Callable[[AppContext], list[Route]], str | None]] = {
     "gateway": (_gateway, None),
     "users": (_users, _USERS_SCHEMA),
@@ -324,5 +336,5 @@ def routes_for(ctx: AppContext, seed: int) -> list[Route]:
     if ctx.name == "inventory":
         schema = _inventory_seed(random.Random(seed))
     if schema is not None and ctx.db is not None:
-        ctx.db.script(schema)
+        ctx.db.script(schema.replace("{id}", _ID_COLUMN[ctx.db.dialect]))
     return build(ctx)

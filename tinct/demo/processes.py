@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,9 @@ __all__ = [
     "Child",
     "TinctUp",
     "free_port",
+    "postgres_bindir",
     "redis_server_binary",
+    "start_postgres",
     "start_redis",
     "wait_for_port",
 ]
@@ -66,8 +69,11 @@ class Child:
         on_line: Callable[[str], None] | None = None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        user: str | None = None,
+        stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.name = name
+        self.stop_signal = stop_signal
         self._file: IO[bytes] | None = open(log, "ab") if log is not None else None  # noqa: SIM115
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
         self.proc = subprocess.Popen(
@@ -79,6 +85,11 @@ class Child:
             cwd=cwd,
             start_new_session=True,
             preexec_fn=preexec,  # prctl only: takes no lock the parent might hold
+            # As another user: setgid/setuid happen before preexec_fn, so the
+            # parent-death signal survives the change of credentials.
+            user=user,
+            group=user,
+            extra_groups=[] if user is not None else None,
         )
         self._pump_thread: threading.Thread | None = None
         if on_line is not None:
@@ -98,10 +109,10 @@ class Child:
         return self.proc.poll() is None
 
     def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, wait, SIGKILL after ``timeout``; the exit code."""
+        """``stop_signal`` (SIGTERM), wait, SIGKILL after ``timeout``; the exit code."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGTERM)
+                os.kill(self.proc.pid, self.stop_signal)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -149,6 +160,96 @@ def start_redis(binary: str, workdir: Path) -> tuple[Child, int]:
     child = Child("redis-server", command, log=workdir / "logs" / "redis.log", cwd=workdir)
     wait_for_port(port, 15, child)
     return child, port
+
+
+def postgres_bindir() -> Path | None:
+    """Debian's PostgreSQL binaries (/usr/lib/postgresql/<ver>/bin, the newest)
+    or those beside ``initdb`` on PATH; None when not installed."""
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    if (initdb := shutil.which("initdb")) is not None:
+        candidates.append(Path(os.path.realpath(initdb)).parent)
+    for bindir in candidates:
+        if os.access(bindir / "initdb", os.X_OK) and os.access(bindir / "postgres", os.X_OK):
+            return bindir
+    return None
+
+
+_PG_USER = "postgres"
+_SOCKET_PATH_MAX = 100  # sun_path is 108 bytes, with "/.s.PGSQL.<port>" appended
+
+
+def _postgres_user() -> str | None:
+    """The OS user to run PostgreSQL as: ``postgres`` as root (it refuses root), else us."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(_PG_USER)
+    except KeyError:
+        raise RuntimeError(f"running as root and there is no {_PG_USER!r} OS user") from None
+    return _PG_USER
+
+
+def _reachable_by(user: str, path: Path) -> bool:
+    probe = subprocess.run(
+        ["test", "-w", str(path), "-a", "-x", str(path)], user=user, group=user, check=False
+    )
+    return probe.returncode == 0
+
+
+def start_postgres(bindir: Path, workdir: Path) -> tuple[Child, int, Path]:
+    """A throwaway PostgreSQL cluster on a free loopback port, trust authentication.
+
+    Made anew under ``workdir``/postgres (as root: owned by the ``postgres``
+    OS user, which initdb and postgres run as; in a fresh /tmp directory
+    when that user cannot reach ``workdir``). Stopped by PID with SIGINT,
+    PostgreSQL's fast shutdown. Returns the child, the port and the cluster's
+    directory. Raises RuntimeError (or OSError) when it does not start.
+    """
+    user = _postgres_user()
+    pgdir = workdir / "postgres"
+    shutil.rmtree(pgdir, ignore_errors=True)
+    pgdir.mkdir(parents=True)
+    if user is not None:
+        shutil.chown(pgdir, user, user)
+        if not _reachable_by(user, pgdir):
+            shutil.rmtree(pgdir, ignore_errors=True)
+            pgdir = Path(tempfile.mkdtemp(prefix="tinct-demo-pg-"))
+            shutil.chown(pgdir, user, user)
+    data, log = pgdir / "data", workdir / "logs" / "postgres.log"
+    with open(log, "ab") as out:
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", _PG_USER, "--auth=trust"]
+        done = subprocess.run(
+            [*initdb, "-E", "UTF8", "--no-sync"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=pgdir,
+            env=_child_env(),
+            user=user,
+            group=user,
+            extra_groups=[] if user is not None else None,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"initdb exited with {done.returncode} (see {log})")
+    sockets = str(pgdir) if len(str(pgdir)) < _SOCKET_PATH_MAX - 20 else ""
+    port = free_port()
+    command = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", sockets]
+    command += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+    command += ["-c", "synchronous_commit=off", "-c", "max_connections=200"]
+    child = Child("postgres", command, log=log, cwd=pgdir, user=user, stop_signal=signal.SIGINT)
+    try:
+        wait_for_port(port, 30, child)
+    except (RuntimeError, TimeoutError):
+        child.stop()
+        raise
+    return child, port, pgdir
 
 
 _SERVING = re.compile(r"serving (UI and APIs|OTLP/gRPC|OTLP/HTTP|Zipkin) on (\S+)")

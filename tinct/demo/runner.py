@@ -1,10 +1,11 @@
 """One run of the demo: start everything, drive the load, stop everything.
 
 Order of start: ``tinct up`` (with ``--with-server``), redis-server (when
-installed), the six services, the dye rules for a few users, the fault
-schedule, the load. Order of stop (SIGINT, SIGTERM or ``--duration``): the
-load, the dye rules, the services (each flushes its spans and logs), Redis,
-``tinct up``. Every child is stopped by its PID.
+installed), PostgreSQL (when installed, with psycopg; else SQLite), the six
+services, the dye rules for a few users, the fault schedule, the load. Order
+of stop (SIGINT, SIGTERM or ``--duration``): the load, the dye rules, the
+services (each flushes its spans and logs), PostgreSQL, Redis, ``tinct up``.
+Every child is stopped by its PID.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -29,7 +31,9 @@ from tinct.demo.processes import (
     Child,
     TinctUp,
     free_port,
+    postgres_bindir,
     redis_server_binary,
+    start_postgres,
     start_redis,
     wait_for_port,
 )
@@ -42,6 +46,7 @@ logger = logging.getLogger("tinct.demo")
 _DYED_USERS = 3
 _STATS_EVERY_SECONDS = 10.0
 _DYE_RULES = "/api/tinct/dye-rules"
+_DATABASE = "shop"
 
 
 class DemoError(Exception):
@@ -103,6 +108,9 @@ class _Demo:
         self.stop_event = threading.Event()
         self.tinct: TinctUp | None = None
         self.redis: Child | None = None
+        self.postgres: Child | None = None
+        self.postgres_url: str | None = None
+        self.postgres_dir: Path | None = None
         self.services: dict[str, Child] = {}
         self.load: LoadGenerator | None = None
         self.rule_ids: list[str] = []
@@ -153,6 +161,48 @@ class _Demo:
         logger.info("redis-server (pid %d) on 127.0.0.1:%d", self.redis.pid, port)
         return port
 
+    def start_postgres(self) -> None:
+        """PostgreSQL for the services' tables; SQLite (logged why) when it can't run."""
+        sqlite = f"using SQLite databases in {self.o.workdir / 'db'}"
+        bindir = postgres_bindir()
+        if bindir is None:
+            logger.warning("PostgreSQL is not installed (Debian: postgresql): %s", sqlite)
+            return
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            logger.warning(
+                "the psycopg Python package is missing (pip install 'tinct[demo]'): %s", sqlite
+            )
+            return
+        from tinct.demo.stores import create_postgres_database
+
+        try:
+            self.postgres, port, pgdir = start_postgres(bindir, self.o.workdir)
+            url = f"postgresql://postgres@127.0.0.1:{port}"
+            create_postgres_database(f"{url}/postgres", _DATABASE)
+        except Exception as exc:  # psycopg.Error, OSError, RuntimeError, TimeoutError
+            logger.warning(
+                "PostgreSQL did not start (%s; see %s): %s",
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                self.o.workdir / "logs" / "postgres.log",
+                sqlite,
+            )
+            if self.postgres is not None:
+                self.postgres.stop()
+                self.postgres = None
+            return
+        self.postgres_url = f"{url}/{_DATABASE}"
+        self.postgres_dir = pgdir
+        logger.info(
+            "PostgreSQL %s (pid %d) on 127.0.0.1:%d, database %s, cluster in %s",
+            bindir.parent.name,
+            self.postgres.pid,
+            port,
+            _DATABASE,
+            pgdir,
+        )
+
     def start_services(self, topo: DemoTopology) -> None:
         peers = ",".join(f"{name}={port}" for name, port in topo.ports.items())
         for s in SERVICES:
@@ -163,6 +213,8 @@ class _Demo:
             command += ["--faults", str(topo.workdir / "faults.json")]
             if s.entry:
                 command += ["--tinct-url", topo.tinct_url]
+            if s.sqlite and self.postgres_url is not None:
+                command += ["--postgres", self.postgres_url]
             if s.redis and topo.redis_port is not None:
                 command += ["--redis", f"redis://127.0.0.1:{topo.redis_port}/0"]
             log = topo.workdir / "logs" / f"{s.name}.log"
@@ -203,9 +255,7 @@ class _Demo:
         )
         faults_file = o.workdir / "faults.json"
         faults.write(faults_file)  # no fault until the load starts: rewritten below
-        logger.info(
-            "SQLite databases in %s (PostgreSQL is not used by this demo)", o.workdir / "db"
-        )
+        self.start_postgres()
         self.start_services(topo)
         topology, targets = write_topology(topo)
 
@@ -247,7 +297,7 @@ class _Demo:
             for fault in sorted(active - current, key=lambda f: f.start):
                 logger.info("fault ends: %s", fault.describe())
             active = current
-            for child in [*self.services.values(), self.redis, self.tinct]:
+            for child in [*self.services.values(), self.postgres, self.redis, self.tinct]:
                 if child is not None and not child.running():
                     logger.error("%s exited with %s: stopping", child.name, child.proc.returncode)
                     return 1
@@ -276,6 +326,13 @@ class _Demo:
             if (exit_code := child.stop()) not in (0, -signal.SIGTERM):
                 logger.warning("service %s exited with %d", name, exit_code)
                 code = 1
+        if self.postgres is not None:
+            if (exit_code := self.postgres.stop()) != 0:
+                logger.warning("postgres exited with %d", exit_code)
+            if self.postgres_dir is not None and not self.postgres_dir.is_relative_to(
+                self.o.workdir
+            ):
+                shutil.rmtree(self.postgres_dir, ignore_errors=True)  # a /tmp fallback
         if self.redis is not None:
             self.redis.stop()
         if self.tinct is not None:

@@ -32,7 +32,7 @@ import requests
 
 from tinct.demo.apps import AppContext, HTTPError, Request, Route, routes_for
 from tinct.demo.faults import FaultsFile
-from tinct.demo.stores import SqliteDatabase, open_cache
+from tinct.demo.stores import Database, PostgresDatabase, SqliteDatabase, open_cache
 from tinct.demo.topology import SERVICES
 
 if TYPE_CHECKING:
@@ -129,6 +129,12 @@ def _peers(text: str) -> dict[str, int]:
     return peers
 
 
+def _database(postgres: str | None, workdir: Path, name: str) -> Database:
+    if postgres:
+        return PostgresDatabase(postgres)
+    return SqliteDatabase(workdir / "db" / f"{name}.sqlite3")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Serve one demo service until SIGTERM/SIGINT; the exit code."""
     parser = argparse.ArgumentParser(prog="python -m tinct.demo.service")
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules-interval", type=float, default=2.0)
     parser.add_argument("--sampling", type=float, default=0.05)
     parser.add_argument("--redis", help="redis://127.0.0.1:P/0; none: an in-process dict")
+    parser.add_argument("--postgres", help="postgresql://... of the demo's database; none: SQLite")
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--faults", type=Path, help="the demo's faults.json")
     parser.add_argument("--seed", type=int, default=0)
@@ -166,12 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     peer_service = {f"127.0.0.1:{port}": name for name, port in ports.items()}
     if args.redis:
         peer_service[urlsplit(args.redis).netloc] = "redis"
+    if args.postgres:
+        pg = urlsplit(args.postgres)
+        peer_service[f"{pg.hostname}:{pg.port or 5432}"] = "postgresql"
     clients = tinct.tracing.instrument_clients(peer_service=peer_service)
 
     ctx = AppContext(
         name=args.name,
         urls={name: f"http://127.0.0.1:{port}" for name, port in ports.items()},
-        db=SqliteDatabase(args.workdir / "db" / f"{args.name}.sqlite3") if service.sqlite else None,
+        db=_database(args.postgres, args.workdir, args.name) if service.sqlite else None,
         cache=open_cache(args.redis if service.redis else None),
         session=requests.Session(),
         logger=logging.getLogger(f"tinct.demo.{args.name}"),

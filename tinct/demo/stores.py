@@ -1,14 +1,21 @@
-"""The demo services' storage: SQLite tables and a Redis cache (or a dict).
+"""The demo services' storage: PostgreSQL (or SQLite) tables and a Redis cache (or a dict).
 
-Redis calls are traced by OpenTelemetry's redis instrumentation (switched on
-by ``instrument_clients``); the standard library's ``sqlite3`` has no
-instrumentation, so :class:`SqliteDatabase` opens a client span per statement
-with the semantic-convention database attributes (``db.system.name``,
+:class:`PostgresDatabase` talks to the demo's PostgreSQL with psycopg (v3); its
+statements are traced by ``instrument_clients`` (tinct's psycopg wrapper,
+tracing.dbapi, when OpenTelemetry's is not installed). Redis calls are traced
+by OpenTelemetry's redis instrumentation. Without PostgreSQL the demo uses
+:class:`SqliteDatabase`: the standard library's ``sqlite3`` has no
+instrumentation, so it opens a client span per statement with the
+semantic-convention database attributes (``db.system.name``,
 ``db.namespace``, ``db.operation.name``, ``db.query.text``).
+
+Both take the same SQL, with ``?`` placeholders (:class:`PostgresDatabase`
+turns them into psycopg's ``%s``); ``dialect`` says which DDL to use.
 """
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 import time
@@ -19,7 +26,16 @@ from typing import Any, Protocol
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-__all__ = ["Cache", "MemoryCache", "RedisCache", "SqliteDatabase", "open_cache"]
+__all__ = [
+    "Cache",
+    "Database",
+    "MemoryCache",
+    "PostgresDatabase",
+    "RedisCache",
+    "SqliteDatabase",
+    "create_postgres_database",
+    "open_cache",
+]
 
 _tracer = trace.get_tracer("tinct.demo.stores")
 
@@ -86,12 +102,24 @@ def open_cache(url: str | None) -> Cache:
         return MemoryCache()
 
 
+class Database(Protocol):
+    """What the demo's handlers use of a database."""
+
+    dialect: str  # "postgresql" or "sqlite"
+
+    def script(self, sql: str) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+
 class SqliteDatabase:
     """One SQLite file; each statement runs in a client span. Thread-safe.
 
     A connection per call: sqlite3 connections are cheap to open and must
     not be shared across threads without a lock.
     """
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -132,4 +160,80 @@ class SqliteDatabase:
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 span.set_attribute("error.type", type(exc).__qualname__)
                 raise
+        return [dict(row) for row in rows]
+
+
+def create_postgres_database(url: str, name: str, timeout: float = 30.0) -> None:
+    """Create database ``name`` (unless there) once PostgreSQL at ``url`` accepts sessions.
+
+    Raises:
+        psycopg.Error: not accepting sessions within ``timeout`` seconds, or
+            the database could not be created.
+    """
+    import psycopg
+    from psycopg import sql
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection = psycopg.connect(url, autocommit=True, connect_timeout=5)
+            break
+        except psycopg.OperationalError:  # "the database system is starting up"
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    with connection:
+        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if found.fetchone() is None:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+class PostgresDatabase:
+    """A PostgreSQL database through psycopg, a few pooled autocommit connections.
+
+    Thread-safe: a connection serves one statement at a time. The spans come
+    from the psycopg instrumentation (``instrument_clients``).
+    """
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, max_idle: int = 8) -> None:
+        import psycopg  # noqa: F401 - fail at start-up, not at the first request
+
+        self.url = url
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue(max_idle)
+
+    def _take(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+
+    def _give_back(self, connection: Any) -> None:
+        if connection.closed or connection.broken:
+            return
+        try:
+            self._idle.put_nowait(connection)
+        except queue.Full:
+            connection.close()
+
+    def script(self, sql: str) -> None:
+        """Run DDL and seed statements (several, no parameters) at start-up."""
+        connection = self._take()
+        try:
+            connection.execute(sql)
+        finally:
+            self._give_back(connection)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one statement; its rows as dicts (none for writes without RETURNING)."""
+        connection = self._take()
+        try:
+            cursor = connection.execute(sql.replace("?", "%s"), tuple(params))
+            rows = cursor.fetchall() if cursor.description is not None else []
+        finally:
+            self._give_back(connection)
         return [dict(row) for row in rows]
