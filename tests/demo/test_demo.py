@@ -219,6 +219,9 @@ def test_the_services_keep_their_tables_in_postgresql_when_installed(demo: Demo)
     assert any("PostgreSQL" in line and " on 127.0.0.1:" in line for line in demo.lines), (
         demo.output()
     )
+    # The declared topology names the database the services really use.
+    declared = (demo.workdir / "topology.yaml").read_text()
+    assert "kind: postgresql" in declared and "kind: sqlite" not in declared, declared
 
     def postgres_spans() -> list[dict[str, Any]]:
         found = []

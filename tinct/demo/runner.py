@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from tinct.demo.faults import CYCLE_SECONDS, DEFAULT_FAULTS, Fault, FaultSchedule
 from tinct.demo.load import LoadGenerator, user_ids
@@ -256,6 +257,8 @@ class _Demo:
         faults_file = o.workdir / "faults.json"
         faults.write(faults_file)  # no fault until the load starts: rewritten below
         self.start_postgres()
+        if self.postgres_url is not None:
+            topo.postgres_address = urlsplit(self.postgres_url).netloc.rpartition("@")[2]
         self.start_services(topo)
         topology, targets = write_topology(topo)
 

@@ -52,6 +52,8 @@ class DemoTopology:
         redis_port: the demo's redis-server, None when running without Redis.
         tinct_url: tinct's main port.
         otlp_url: tinct's OTLP/HTTP base URL.
+        postgres_address: ``host:port`` of the demo's PostgreSQL, None when
+            the SQL services use SQLite files.
     """
 
     ports: dict[str, int]
@@ -59,6 +61,7 @@ class DemoTopology:
     redis_port: int | None
     tinct_url: str
     otlp_url: str
+    postgres_address: str | None = None
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -78,21 +81,31 @@ def _topology(topo: DemoTopology) -> dict[str, Any]:
                 "used_by": [s.name for s in SERVICES if s.redis],
             }
         )
-    for s in SERVICES:
-        if s.sqlite:
-            components.append(
-                {
-                    "name": f"{s.name}-db",
-                    "kind": "sqlite",
-                    "path": str(topo.sqlite_path(s.name)),
-                    "used_by": [s.name],
-                }
-            )
+    if topo.postgres_address is not None:
+        components.append(
+            {
+                "name": "postgresql",
+                "kind": "postgresql",
+                "address": topo.postgres_address,
+                "used_by": [s.name for s in SERVICES if s.sqlite],
+            }
+        )
+    else:
+        for s in SERVICES:
+            if s.sqlite:
+                components.append(
+                    {
+                        "name": f"{s.name}-db",
+                        "kind": "sqlite",
+                        "path": str(topo.sqlite_path(s.name)),
+                        "used_by": [s.name],
+                    }
+                )
     services = []
     for s in SERVICES:
         depends = list(s.calls)
         if s.sqlite:
-            depends.append(f"{s.name}-db")
+            depends.append("postgresql" if topo.postgres_address else f"{s.name}-db")
         if s.redis and topo.redis_port is not None:
             depends.append("redis")
         services.append(
@@ -128,15 +141,28 @@ def _targets(topo: DemoTopology) -> dict[str, Any]:
                 ],
             }
         )
-    sqlite = [
-        {
-            "targets": [str(topo.sqlite_path(s.name))],
-            "labels": {"layer": "component", "component": "sqlite", "service": s.name},
-        }
-        for s in SERVICES
-        if s.sqlite
-    ]
-    configs.append({"job_name": "demo-sqlite", "static_configs": sqlite})
+    if topo.postgres_address is not None:
+        configs.append(
+            {
+                "job_name": "demo-postgresql",
+                "static_configs": [
+                    {
+                        "targets": [topo.postgres_address],
+                        "labels": {"layer": "component", "component": "postgresql"},
+                    }
+                ],
+            }
+        )
+    else:
+        sqlite = [
+            {
+                "targets": [str(topo.sqlite_path(s.name))],
+                "labels": {"layer": "component", "component": "sqlite", "service": s.name},
+            }
+            for s in SERVICES
+            if s.sqlite
+        ]
+        configs.append({"job_name": "demo-sqlite", "static_configs": sqlite})
     return {"scrape_configs": configs}
 
 
