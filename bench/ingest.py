@@ -47,7 +47,7 @@ from tinct.storage.reference import load_otel_layout
 from tinct.tracing.otlp_decode import decode_protobuf
 
 CLIENT_CORE, SERVER_CORE = 0, 1
-_WRITTEN = re.compile(r"^tinct_writer_written_rows_total (\S+)$", re.M)
+_WRITTEN = re.compile(r'^tinct_writer_written_rows_total\{signal="spans"\} (\S+)$', re.M)
 
 
 def _pin(core: int) -> None:

@@ -57,28 +57,34 @@ class WriterStats(Protocol):
 
 
 class _WriterCollector(Collector):
-    def __init__(self, writer: WriterStats) -> None:
-        self._writer = writer
+    """The batch writers' figures, one series per signal (spans, logs)."""
+
+    def __init__(self) -> None:
+        self.writers: dict[str, WriterStats] = {}
 
     def collect(self) -> Iterable[Metric]:
         pending = GaugeMetricFamily(
             "tinct_writer_pending_rows",
-            "Spans accepted by the receivers and not yet written to the store.",
+            "Rows accepted by the receivers and not yet written to the store.",
+            labels=["signal"],
         )
-        pending.add_metric([], float(self._writer.pending_rows))
-        yield pending
-        written: Any = getattr(self._writer, "written_rows", None)
-        if written is not None:
-            yield CounterMetricFamily(
-                "tinct_writer_written_rows", "Span rows written to the store.", value=written
-            )
-        failed: Any = getattr(self._writer, "failed_writes", None)
-        if failed is not None:
-            yield CounterMetricFamily(
-                "tinct_writer_failed_writes",
-                "Store inserts that failed (the batch was retried or dropped, see the log).",
-                value=failed,
-            )
+        written = CounterMetricFamily(
+            "tinct_writer_written_rows", "Rows written to the store.", labels=["signal"]
+        )
+        failed = CounterMetricFamily(
+            "tinct_writer_failed_writes",
+            "Store inserts that failed (the batch was retried or dropped, see the log).",
+            labels=["signal"],
+        )
+        for signal, writer in sorted(self.writers.items()):
+            pending.add_metric([signal], float(writer.pending_rows))
+            rows: Any = getattr(writer, "written_rows", None)
+            if rows is not None:
+                written.add_metric([signal], rows)
+            failures: Any = getattr(writer, "failed_writes", None)
+            if failures is not None:
+                failed.add_metric([signal], failures)
+        yield from (pending, written, failed)
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -110,6 +116,18 @@ class SelfMetrics:
         self.refused_spans = Counter(
             "tinct_receiver_refused_spans",
             "Spans a receiver could not accept (invalid, or the writer queue was full).",
+            ["protocol"],
+            registry=reg,
+        )
+        self.accepted_log_records = Counter(
+            "tinct_receiver_accepted_log_records",
+            "Log records accepted by a receiver and handed to the writer.",
+            ["protocol"],
+            registry=reg,
+        )
+        self.refused_log_records = Counter(
+            "tinct_receiver_refused_log_records",
+            "Log records a receiver could not accept (invalid, or the writer queue was full).",
             ["protocol"],
             registry=reg,
         )
@@ -148,14 +166,16 @@ class SelfMetrics:
         for protocol in PROTOCOLS:
             self.accepted_spans.labels(protocol)
             self.refused_spans.labels(protocol)
-        self._writer_collector: _WriterCollector | None = None
+        for protocol in ("otlp_grpc", "otlp_http"):
+            self.accepted_log_records.labels(protocol)
+            self.refused_log_records.labels(protocol)
+        self._writers = _WriterCollector()
+        reg.register(self._writers)
 
-    def watch_writer(self, writer: WriterStats) -> None:
-        """Export ``writer``'s figures from now on (replacing a previous writer)."""
-        if self._writer_collector is not None:
-            self.registry.unregister(self._writer_collector)
-        self._writer_collector = _WriterCollector(writer)
-        self.registry.register(self._writer_collector)
+    def watch_writer(self, writer: WriterStats, signal: str = "spans") -> None:
+        """Export ``writer``'s figures under ``signal`` from now on (replacing
+        a previous writer of that signal)."""
+        self._writers.writers[signal] = writer
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition of every metric and its content type."""

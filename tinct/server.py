@@ -259,6 +259,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         grpc_receiver.writer = writer
         if isinstance(store, LogStore):
             log_writer = log_batch_writer(store)
+            metrics.watch_writer(log_writer, "logs")
             set_log_writer(otlp_app, log_writer)
             grpc_receiver.log_writer = log_writer
         logger.info("ready: store %s open", redact_store_url(settings.store))

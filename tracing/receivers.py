@@ -233,17 +233,23 @@ def submit_logs(
     """Decode ``body`` as OTLP logs and hand the batch to ``sink``.
 
     Blocking (CPU-bound); call from a worker thread. Raises DecodeError and
-    Overloaded like :func:`submit_decoded`; logs are not counted in the
-    span self-metrics.
+    Overloaded like :func:`submit_decoded`, counting accepted and refused
+    log records as it counts spans.
     """
     result = decode(body)
-    if result.batch.num_rows:
+    rows = result.batch.num_rows
+    if result.rejected:
+        metrics.refused_log_records.labels(protocol).inc(result.rejected)
+    if rows:
         try:
             sink.submit(result.batch)
         except InvalidBatchError as exc:
+            metrics.refused_log_records.labels(protocol).inc(rows)
             raise DecodeError(f"log records do not fit tinct's log schema: {exc}") from exc
         except StorageError as exc:
+            metrics.refused_log_records.labels(protocol).inc(rows)
             raise Overloaded(str(exc)) from exc
+        metrics.accepted_log_records.labels(protocol).inc(rows)
     return result
 
 

@@ -47,7 +47,7 @@ def _written_rows(main: str) -> float:
     text = httpx.get(f"{main}/metrics").text
     for family in text_string_to_metric_families(text):
         if family.name == "tinct_writer_written_rows":
-            return sum(s.value for s in family.samples)
+            return sum(s.value for s in family.samples if s.labels.get("signal") == "spans")
     return 0.0
 
 

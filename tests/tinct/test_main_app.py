@@ -43,7 +43,7 @@ def test_metrics_exposition() -> None:
         in text
     )
     assert 'handler="other"' in text  # unmatched paths don't become labels
-    assert "tinct_writer_pending_rows 0.0" in text
+    assert 'tinct_writer_pending_rows{signal="spans"} 0.0' in text
     assert 'tinct_build_info{pythonversion="' in text
     assert "process_resident_memory_bytes" in text
     assert "_created" not in text

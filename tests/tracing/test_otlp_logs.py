@@ -160,7 +160,8 @@ def http_client(writer: ListWriter | None) -> AppClient:
 
 def test_http_protobuf_json_and_gzip() -> None:
     writer = ListWriter()
-    c = http_client(writer)
+    metrics = SelfMetrics(process_collectors=False)
+    c = AppClient(create_otlp_http_app(None, log_writer=writer, metrics=metrics))
     r = c.post(
         "/v1/logs", content=logs_request(2).SerializeToString(), headers={"content-type": PB}
     )
@@ -174,6 +175,11 @@ def test_http_protobuf_json_and_gzip() -> None:
     assert r.status_code == 200
     assert r.json()["partialSuccess"]["rejectedLogRecords"] == "1"
     assert writer.rows == 3
+    # Counted like spans, in tinct's own metrics.
+    sample = metrics.registry.get_sample_value
+    labels = {"protocol": "otlp_http"}
+    assert sample("tinct_receiver_accepted_log_records_total", labels) == 3
+    assert sample("tinct_receiver_refused_log_records_total", labels) == 1
 
 
 def test_http_errors() -> None:
