@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tinct.spans import ValueType, plain_any_value
+from tinct.spans import ValueType, plain_any_value, typed_attribute_fields
 
 __all__ = [
     "LOG_SCHEMA",
@@ -39,9 +39,6 @@ LogRow = dict[str, Any]
 
 # Most records one query returns (GET /api/tinct/logs's limit bound).
 MAX_LOG_LIMIT = 10_000
-
-_strs = pa.list_(pa.string())
-_types = pa.list_(pa.uint8())
 
 LOG_SCHEMA = pa.schema(
     [
@@ -63,14 +60,10 @@ LOG_SCHEMA = pa.schema(
         pa.field("service", pa.string(), nullable=False),
         pa.field("dye", pa.string(), nullable=False),
         # Record attributes.
-        pa.field("attr_keys", _strs, nullable=False),
-        pa.field("attr_types", _types, nullable=False),
-        pa.field("attr_values", _strs, nullable=False),
+        *typed_attribute_fields("attr"),
         pa.field("dropped_attributes_count", pa.uint32(), nullable=False),
         # Resource.
-        pa.field("resource_keys", _strs, nullable=False),
-        pa.field("resource_types", _types, nullable=False),
-        pa.field("resource_values", _strs, nullable=False),
+        *typed_attribute_fields("resource"),
         # Instrumentation scope.
         pa.field("scope_name", pa.string(), nullable=False),
         pa.field("scope_version", pa.string(), nullable=False),

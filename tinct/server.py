@@ -290,23 +290,17 @@ async def _shutdown(
     for result in results:
         if isinstance(result, BaseException):
             logger.error("a server stopped with an error", exc_info=result)
-    if writer is not None:
-        logger.info("writing %d pending spans", writer.pending_rows)
+    for what, pending in (("spans", writer), ("log records", log_writer)):
+        if pending is None:
+            continue
+        logger.info("writing %d pending %s", pending.pending_rows, what)
         try:
-            # No timeout: accepted spans are not dropped while the store is
+            # No timeout: accepted data is not dropped while the store is
             # slow (the writer retries); a supervisor's SIGKILL still ends it.
-            if not await asyncio.to_thread(writer.close):
+            if not await asyncio.to_thread(pending.close):
                 code = 1
         except Exception:
-            logger.exception("flushing spans to the store failed")
-            code = 1
-    if log_writer is not None:
-        logger.info("writing %d pending log records", log_writer.pending_rows)
-        try:
-            if not await asyncio.to_thread(log_writer.close):
-                code = 1
-        except Exception:
-            logger.exception("flushing log records to the store failed")
+            logger.exception("flushing %s to the store failed", what)
             code = 1
     if store is not None:
         try:

@@ -26,6 +26,7 @@ import pyarrow as pa
 __all__ = [
     "SPAN_SCHEMA",
     "SPAN_COLUMNS",
+    "typed_attribute_fields",
     "SpanKind",
     "StatusCode",
     "ValueType",
@@ -86,6 +87,17 @@ _ids = pa.binary()
 _strs = pa.list_(pa.string())
 _types = pa.list_(pa.uint8())
 
+
+def typed_attribute_fields(prefix: str) -> list[pa.Field]:
+    """The ``<prefix>_keys``, ``_types`` and ``_values`` columns of an attribute
+    set: parallel arrays keeping each value's :class:`ValueType`."""
+    return [
+        pa.field(f"{prefix}_keys", _strs, nullable=False),
+        pa.field(f"{prefix}_types", _types, nullable=False),
+        pa.field(f"{prefix}_values", _strs, nullable=False),
+    ]
+
+
 SPAN_SCHEMA = pa.schema(
     [
         # Identity. Ids are raw bytes (16 / 8); parent is empty for a root.
@@ -116,22 +128,16 @@ SPAN_SCHEMA = pa.schema(
         # 0 when the span carries no tinct.sampling.probability.
         pa.field("sampling_probability", pa.float64(), nullable=False),
         # Span attributes.
-        pa.field("attr_keys", _strs, nullable=False),
-        pa.field("attr_types", _types, nullable=False),
-        pa.field("attr_values", _strs, nullable=False),
+        *typed_attribute_fields("attr"),
         pa.field("dropped_attributes_count", pa.uint32(), nullable=False),
         # Resource.
-        pa.field("resource_keys", _strs, nullable=False),
-        pa.field("resource_types", _types, nullable=False),
-        pa.field("resource_values", _strs, nullable=False),
+        *typed_attribute_fields("resource"),
         pa.field("resource_dropped", pa.uint32(), nullable=False),
         pa.field("resource_schema_url", pa.string(), nullable=False),
         # Instrumentation scope.
         pa.field("scope_name", pa.string(), nullable=False),
         pa.field("scope_version", pa.string(), nullable=False),
-        pa.field("scope_keys", _strs, nullable=False),
-        pa.field("scope_types", _types, nullable=False),
-        pa.field("scope_values", _strs, nullable=False),
+        *typed_attribute_fields("scope"),
         pa.field("scope_dropped", pa.uint32(), nullable=False),
         pa.field("scope_schema_url", pa.string(), nullable=False),
         # Events: parallel arrays; attrs are dump_attrs() JSON per event.

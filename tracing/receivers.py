@@ -37,6 +37,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -126,21 +127,36 @@ def submit_decoded(
             the schema, which retrying can't fix).
         Overloaded: the sink refused the batch for now.
     """
+    accepted, refused = metrics.accepted_spans, metrics.refused_spans
+    return _submit(decode, body, sink, accepted, refused, protocol, "spans", "span")
+
+
+def _submit(
+    decode: Callable[[bytes], DecodeResult],
+    body: bytes,
+    sink: SpanSink,
+    accepted: Counter,
+    refused: Counter,
+    protocol: str,
+    what: str,
+    schema: str,
+) -> DecodeResult:
+    """The receive path every signal shares: decode, submit, count."""
     result = decode(body)
     rows = result.batch.num_rows
     if result.rejected:
-        metrics.refused_spans.labels(protocol).inc(result.rejected)
+        refused.labels(protocol).inc(result.rejected)
     if rows:
         try:
             sink.submit(result.batch)
         except InvalidBatchError as exc:
             # The writer's own check of the schema: retrying can't help.
-            metrics.refused_spans.labels(protocol).inc(rows)
-            raise DecodeError(f"spans do not fit tinct's span schema: {exc}") from exc
+            refused.labels(protocol).inc(rows)
+            raise DecodeError(f"{what} do not fit tinct's {schema} schema: {exc}") from exc
         except StorageError as exc:  # QueueFullError, or the writer is closing
-            metrics.refused_spans.labels(protocol).inc(rows)
+            refused.labels(protocol).inc(rows)
             raise Overloaded(str(exc)) from exc
-        metrics.accepted_spans.labels(protocol).inc(rows)
+        accepted.labels(protocol).inc(rows)
     return result
 
 
@@ -236,21 +252,8 @@ def submit_logs(
     Overloaded like :func:`submit_decoded`, counting accepted and refused
     log records as it counts spans.
     """
-    result = decode(body)
-    rows = result.batch.num_rows
-    if result.rejected:
-        metrics.refused_log_records.labels(protocol).inc(result.rejected)
-    if rows:
-        try:
-            sink.submit(result.batch)
-        except InvalidBatchError as exc:
-            metrics.refused_log_records.labels(protocol).inc(rows)
-            raise DecodeError(f"log records do not fit tinct's log schema: {exc}") from exc
-        except StorageError as exc:
-            metrics.refused_log_records.labels(protocol).inc(rows)
-            raise Overloaded(str(exc)) from exc
-        metrics.accepted_log_records.labels(protocol).inc(rows)
-    return result
+    accepted, refused = metrics.accepted_log_records, metrics.refused_log_records
+    return _submit(decode, body, sink, accepted, refused, protocol, "log records", "log")
 
 
 _TRACES = _Signal(

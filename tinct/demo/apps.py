@@ -238,12 +238,12 @@ CREATE TABLE IF NOT EXISTS items (sku TEXT PRIMARY KEY, price DOUBLE PRECISION, 
 """
 
 
-def _inventory_seed(rng: random.Random) -> str:
-    rows = ", ".join(f"('{sku}', {rng.randint(200, 9999) / 100}, 1000)" for sku in SKUS)
-    return (
-        _INVENTORY_SCHEMA
-        + f"INSERT INTO items (sku, price, stock) VALUES {rows} ON CONFLICT DO NOTHING;"
-    )
+def _seed_inventory(db: Database, rng: random.Random) -> None:
+    for sku in SKUS:
+        db.query(
+            "INSERT INTO items (sku, price, stock) VALUES (?, ?, 1000) ON CONFLICT DO NOTHING",
+            (sku, rng.randint(200, 9999) / 100),
+        )
 
 
 def _inventory(ctx: AppContext) -> list[Route]:
@@ -324,7 +324,7 @@ _APPS: dict[str, tuple[Callable[[AppContext], list[Route]], str | None]] = {
     "gateway": (_gateway, None),
     "users": (_users, _USERS_SCHEMA),
     "orders": (_orders, _ORDERS_SCHEMA),
-    "inventory": (_inventory, None),  # seeded from the seed: see routes_for
+    "inventory": (_inventory, _INVENTORY_SCHEMA),
     "payments": (_payments, _PAYMENTS_SCHEMA),
     "notifications": (_notifications, None),
 }
@@ -333,8 +333,8 @@ _APPS: dict[str, tuple[Callable[[AppContext], list[Route]], str | None]] = {
 def routes_for(ctx: AppContext, seed: int) -> list[Route]:
     """Create ``ctx.name``'s tables (when it has a database) and return its routes."""
     build, schema = _APPS[ctx.name]
-    if ctx.name == "inventory":
-        schema = _inventory_seed(random.Random(seed))
     if schema is not None and ctx.db is not None:
         ctx.db.script(schema.replace("{id}", _ID_COLUMN[ctx.db.dialect]))
+        if ctx.name == "inventory":
+            _seed_inventory(ctx.db, random.Random(seed))  # prices follow --seed
     return build(ctx)
