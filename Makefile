@@ -10,7 +10,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the test suite starts as real servers.
-DEB_PACKAGES := clickhouse-server redis-server postgresql
+DEB_PACKAGES := clickhouse-server redis-server postgresql mariadb-server nginx-light memcached \
+	prometheus prometheus-node-exporter
 TYPECHECK_TREE := build/typecheck
 
 .PHONY: run up test venv install install-demo install-test demo-debs debs lint typecheck pytest bench clean

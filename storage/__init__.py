@@ -14,6 +14,9 @@ from tinct.storage.base import (
     LogReader,
     LogStore,
     LogWriter,
+    MetricReader,
+    MetricStore,
+    MetricWriter,
     SpanReader,
     SpanRow,
     SpanStore,
@@ -32,6 +35,7 @@ from tinct.storage.factory import (
 )
 from tinct.storage.logs import log_batch_writer
 from tinct.storage.memory import InMemorySpanStore
+from tinct.storage.memory_metrics import InMemoryMetricStore
 from tinct.storage.schema import Capabilities
 from tinct.storage.sqlstore import SqlSpanStore
 from tinct.storage.writer import BatchWriter, QueueFullError
@@ -52,6 +56,10 @@ __all__ = [
     "LogReader",
     "LogWriter",
     "log_batch_writer",
+    "MetricStore",
+    "MetricReader",
+    "MetricWriter",
+    "InMemoryMetricStore",
     "SqlSpanStore",
     "ChdbSpanStore",
     "ClickHouseSpanStore",

@@ -6,17 +6,20 @@ through :class:`SpanReader`. The dye rules that entry services poll live in
 the same store behind :class:`DyeRuleStore`. Both backends (embedded chdb,
 ClickHouse server) implement :class:`SpanStore`, which is the three together
 plus lifecycle, and :class:`LogStore` for log records
-(:data:`tinct.logs.LOG_SCHEMA` batches).
+(:data:`tinct.logs.LOG_SCHEMA` batches), and :class:`MetricStore` for metric
+series and samples (:data:`tinct.metrics.SAMPLE_SCHEMA` batches).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
 from tinct.logs import LogQuery, LogRow
+from tinct.metrics import Matcher, MetricMetadata, Series
 from tinct.spans import TraceQuery
 
 __all__ = [
@@ -30,6 +33,9 @@ __all__ = [
     "LogReader",
     "LogStore",
     "LogRow",
+    "MetricWriter",
+    "MetricReader",
+    "MetricStore",
 ]
 
 # A stored span: keys are tinct.spans.SPAN_COLUMNS, values plain Python
@@ -126,6 +132,51 @@ class LogReader(Protocol):
 @runtime_checkable
 class LogStore(LogWriter, LogReader, Protocol):
     """Where log records are kept; both SQL backends and the in-memory store."""
+
+
+@runtime_checkable
+class MetricWriter(Protocol):
+    def write_samples(self, batch: pa.Table) -> None:
+        """Insert a SAMPLE_SCHEMA ``batch`` synchronously, recording series new
+        to the store. Series past the per-metric series limit are dropped and
+        counted (``dropped_series``). Blocks; raises StorageError
+        (InvalidBatchError when it does not fit the schema)."""
+
+    def write_metadata(self, rows: Sequence[MetricMetadata]) -> None:
+        """Record HELP/TYPE/UNIT of metric families (the latest wins)."""
+
+
+@runtime_checkable
+class MetricReader(Protocol):
+    def series(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, limit: int = 0
+    ) -> list[Series]:
+        """Series matching every matcher with samples in ``[start_ms, end_ms]``
+        (by day: a series seen that day may have no sample in the window),
+        sorted by labels; at most ``limit`` when it is > 0."""
+
+    def samples(self, fingerprints: Sequence[int], start_ms: int, end_ms: int) -> pa.Table:
+        """Samples of those series in ``[start_ms, end_ms]`` (both ends
+        included), one per timestamp, as a table of ``fingerprint``,
+        ``timestamp_ms``, ``value`` sorted by fingerprint then time.
+        Staleness markers come back bit for bit."""
+
+    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        """Label names (``__name__`` included) of matching series, sorted."""
+
+    def label_values(
+        self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+    ) -> list[str]:
+        """Non-empty values of label ``name`` over matching series, sorted."""
+
+    def metadata(self, metric: str | None = None) -> list[MetricMetadata]:
+        """Recorded metadata, sorted by metric; only ``metric``'s when given."""
+
+
+@runtime_checkable
+class MetricStore(MetricWriter, MetricReader, Protocol):
+    """Where metric series and samples are kept; both SQL backends and the
+    in-memory store."""
 
 
 @runtime_checkable

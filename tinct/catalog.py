@@ -1,0 +1,237 @@
+"""The metric catalog: every family tinct's own collectors emit, as data.
+
+Dashboards and alert templates are generated from it, and a test checks
+every series the collectors emit against it (name, type, unit, ``layer`` and
+the required entity labels). Host metrics carry OpenTelemetry's system
+metric names, translated by :func:`tinct.naming.prometheus_name`; component
+metrics carry the standard exporters' names so their dashboards and alert
+rules work unchanged. A family's name is written as prometheus_client
+writes it: a counter's without ``_total``.
+"""
+
+from __future__ import annotations
+
+from tinct.naming import prometheus_name, prometheus_unit
+from tinct.standard import Catalog, Layer, MetricSpec, MetricType
+
+__all__ = ["CATALOG", "SPECS"]
+
+C, G, H, I, U = (
+    MetricType.COUNTER,
+    MetricType.GAUGE,
+    MetricType.HISTOGRAM,
+    MetricType.INFO,
+    MetricType.UNKNOWN,
+)
+INFRA, COMP = Layer.INFRASTRUCTURE, Layer.COMPONENT
+
+
+def _otel(
+    name: str, unit: str, type_: MetricType, help_: str, *labels: str, layer: Layer = INFRA
+) -> MetricSpec:
+    """A family named from its OpenTelemetry semantic-convention name."""
+    counter, gauge = type_ is C, type_ is G
+    full = prometheus_name(name, unit, counter=counter, gauge=gauge)
+    family = full.removesuffix("_total") if counter else full
+    return MetricSpec(family, type_, prometheus_unit(unit, gauge=gauge), help_, layer, labels)
+
+
+def _comp(
+    name: str, type_: MetricType, help_: str, *labels: str, unit: str = ""
+) -> MetricSpec:
+    """A component family under its standard exporter's name."""
+    return MetricSpec(name, type_, unit, help_, COMP, labels)
+
+
+# Families any layer has: Prometheus's synthetic scrape series, carrying the
+# target's layer (and none when the target's config gives none).
+SCRAPE = (
+    MetricSpec("up", G, "", "1 if the last collection succeeded, else 0.", None),
+    MetricSpec(
+        "scrape_duration_seconds", G, "seconds", "Duration of the last collection.", None
+    ),
+    MetricSpec("scrape_samples_scraped", G, "", "Samples the target exposed.", None),
+    MetricSpec(
+        "scrape_samples_post_metric_relabeling",
+        G,
+        "",
+        "Samples left after metric relabelling.",
+        None,
+    ),
+    MetricSpec("scrape_series_added", G, "", "Series new in the last collection.", None),
+)
+
+# --- infrastructure: the host (OpenTelemetry system metrics) -----------------
+HOST = (
+    _otel("system.cpu.time", "s", C, "Seconds each logical CPU spent in each mode.", "cpu", "state"),
+    _otel("system.cpu.utilization", "1", G, "CPU busy share per logical CPU.", "cpu", "state"),
+    _otel("system.cpu.logical.count", "{cpu}", G, "Logical CPUs."),
+    _otel("system.cpu.load_average.1m", "{thread}", G, "Load average over 1 minute."),
+    _otel("system.cpu.load_average.5m", "{thread}", G, "Load average over 5 minutes."),
+    _otel("system.cpu.load_average.15m", "{thread}", G, "Load average over 15 minutes."),
+    _otel("system.memory.usage", "By", G, "Memory in use per state.", "state"),
+    _otel("system.memory.utilization", "1", G, "Memory share per state.", "state"),
+    _otel("system.memory.limit", "By", G, "Total memory."),
+    _otel("system.paging.usage", "By", G, "Swap space per state.", "state"),
+    _otel("system.paging.utilization", "1", G, "Swap share per state.", "state"),
+    _otel("system.paging.operations", "{operation}", C, "Pages swapped.", "direction"),
+    _otel("system.disk.io", "By", C, "Disk bytes read and written.", "device", "direction"),
+    _otel("system.disk.operations", "{operation}", C, "Disk operations.", "device", "direction"),
+    _otel("system.disk.operation_time", "s", C, "Time spent in disk operations.", "device", "direction"),
+    _otel("system.disk.io_time", "s", C, "Time the disk was busy.", "device"),
+    _otel(
+        "system.filesystem.usage",
+        "By",
+        G,
+        "Filesystem space per state.",
+        "device",
+        "mountpoint",
+        "type",
+        "state",
+    ),
+    _otel(
+        "system.filesystem.utilization",
+        "1",
+        G,
+        "Share of the filesystem in use.",
+        "device",
+        "mountpoint",
+        "type",
+    ),
+    _otel("system.network.io", "By", C, "Network bytes per direction.", "device", "direction"),
+    _otel("system.network.packets", "{packet}", C, "Network packets.", "device", "direction"),
+    _otel("system.network.errors", "{error}", C, "Network errors.", "device", "direction"),
+    _otel("system.network.dropped", "{packet}", C, "Dropped packets.", "device", "direction"),
+    _otel(
+        "system.network.connections", "{connection}", G, "Connections per state.", "protocol", "state"
+    ),
+    _otel("system.process.count", "{process}", G, "Processes per status.", "status"),
+    _otel("system.process.created", "{process}", C, "Processes created."),
+    _otel("system.uptime", "s", G, "Seconds since the host booted."),
+)
+
+# --- components: redis_exporter -----------------------------------------------
+REDIS = (
+    _comp("redis_up", G, "1 if Redis answered."),
+    _comp("redis_uptime_in_seconds", G, "Seconds since Redis started.", unit="seconds"),
+    _comp("redis_connected_clients", G, "Client connections."),
+    _comp("redis_blocked_clients", G, "Clients blocked on a call."),
+    _comp("redis_memory_used_bytes", G, "Memory Redis allocated.", unit="bytes"),
+    _comp("redis_memory_max_bytes", G, "maxmemory.", unit="bytes"),
+    _comp("redis_commands_processed", C, "Commands processed."),
+    _comp("redis_connections_received", C, "Connections accepted."),
+    _comp("redis_rejected_connections", C, "Connections rejected (maxclients)."),
+    _comp("redis_keyspace_hits", C, "Key lookups that hit."),
+    _comp("redis_keyspace_misses", C, "Key lookups that missed."),
+    _comp("redis_expired_keys", C, "Keys expired."),
+    _comp("redis_evicted_keys", C, "Keys evicted."),
+    _comp("redis_net_input_bytes", C, "Bytes received.", unit="bytes"),
+    _comp("redis_net_output_bytes", C, "Bytes sent.", unit="bytes"),
+    _comp("redis_db_keys", G, "Keys per database.", "db"),
+    _comp("redis_db_keys_expiring", G, "Keys with an expiry per database.", "db"),
+    _comp("redis_commands", C, "Calls per command.", "cmd"),
+    _comp("redis_commands_duration_seconds", C, "Time per command.", "cmd", unit="seconds"),
+    _comp("redis_connected_slaves", G, "Connected replicas."),
+)
+
+# --- components: postgres_exporter --------------------------------------------
+POSTGRES = (
+    _comp("pg_up", G, "1 if PostgreSQL answered."),
+    _comp("pg_stat_database_numbackends", G, "Backends per database.", "datname"),
+    _comp("pg_stat_database_xact_commit", C, "Transactions committed.", "datname"),
+    _comp("pg_stat_database_xact_rollback", C, "Transactions rolled back.", "datname"),
+    _comp("pg_stat_database_blks_read", C, "Disk blocks read.", "datname"),
+    _comp("pg_stat_database_blks_hit", C, "Buffer cache hits.", "datname"),
+    _comp("pg_stat_database_tup_returned", C, "Rows returned.", "datname"),
+    _comp("pg_stat_database_tup_fetched", C, "Rows fetched.", "datname"),
+    _comp("pg_stat_database_tup_inserted", C, "Rows inserted.", "datname"),
+    _comp("pg_stat_database_tup_updated", C, "Rows updated.", "datname"),
+    _comp("pg_stat_database_tup_deleted", C, "Rows deleted.", "datname"),
+    _comp("pg_stat_database_conflicts", C, "Queries cancelled by conflicts.", "datname"),
+    _comp("pg_stat_database_deadlocks", C, "Deadlocks.", "datname"),
+    _comp("pg_stat_database_temp_files", C, "Temporary files.", "datname"),
+    _comp("pg_stat_database_temp_bytes", C, "Temporary file bytes.", "datname", unit="bytes"),
+    _comp("pg_stat_activity_count", G, "Connections per database and state.", "datname", "state"),
+    _comp(
+        "pg_stat_activity_max_tx_duration",
+        G,
+        "Longest running transaction per database and state, seconds.",
+        "datname",
+        "state",
+    ),
+    _comp("pg_database_size_bytes", G, "Database size.", "datname", unit="bytes"),
+    _comp("pg_settings_max_connections", G, "max_connections."),
+    _comp("pg_locks_count", G, "Locks per database and mode.", "datname", "mode"),
+    _comp(
+        "pg_postmaster_start_time_seconds",
+        G,
+        "When the server started, Unix seconds.",
+        unit="seconds",
+    ),
+)
+
+# --- components: mysqld_exporter (MySQL, MariaDB) ----------------------------------
+MYSQL = (
+    _comp("mysql_up", G, "1 if MySQL answered."),
+    _comp("mysql_global_status_uptime", U, "Seconds since the server started."),
+    _comp("mysql_global_status_threads_connected", U, "Open connections."),
+    _comp("mysql_global_status_threads_running", U, "Threads not sleeping."),
+    _comp("mysql_global_status_connections", U, "Connection attempts."),
+    _comp("mysql_global_status_aborted_connects", U, "Failed connection attempts."),
+    _comp("mysql_global_status_queries", U, "Statements executed."),
+    _comp("mysql_global_status_questions", U, "Statements sent by clients."),
+    _comp("mysql_global_status_slow_queries", U, "Slow queries."),
+    _comp("mysql_global_status_bytes_received", U, "Bytes received."),
+    _comp("mysql_global_status_bytes_sent", U, "Bytes sent."),
+    _comp("mysql_global_status_commands", C, "Statements per command.", "command"),
+    _comp("mysql_global_variables_max_connections", G, "max_connections."),
+    _comp("mysql_version_info", G, "Server version.", "version"),
+)
+
+# --- components: nginx-prometheus-exporter (stub_status) ------------------------
+NGINX = (
+    _comp("nginx_up", G, "1 if stub_status answered."),
+    _comp("nginx_connections_accepted", C, "Client connections accepted."),
+    _comp("nginx_connections_handled", C, "Client connections handled."),
+    _comp("nginx_connections_active", G, "Active client connections."),
+    _comp("nginx_connections_reading", G, "Connections reading the request."),
+    _comp("nginx_connections_writing", G, "Connections writing the response."),
+    _comp("nginx_connections_waiting", G, "Idle keep-alive connections."),
+    _comp("nginx_http_requests", C, "Client requests."),
+)
+
+# --- components: memcached_exporter ---------------------------------------------
+MEMCACHED = (
+    _comp("memcached_up", G, "1 if memcached answered."),
+    _comp("memcached_uptime_seconds", G, "Seconds since memcached started.", unit="seconds"),
+    _comp("memcached_current_connections", G, "Open connections."),
+    _comp("memcached_connections", C, "Connections opened."),
+    _comp("memcached_max_connections", G, "Connection limit."),
+    _comp("memcached_commands", C, "Commands per command and status.", "command", "status"),
+    _comp("memcached_current_items", G, "Items stored."),
+    _comp("memcached_items", C, "Items stored since start."),
+    _comp("memcached_items_evicted", C, "Items evicted."),
+    _comp("memcached_current_bytes", G, "Bytes used by items.", unit="bytes"),
+    _comp("memcached_limit_bytes", G, "Memory limit.", unit="bytes"),
+    _comp("memcached_read_bytes", C, "Bytes read.", unit="bytes"),
+    _comp("memcached_written_bytes", C, "Bytes written.", unit="bytes"),
+)
+
+# --- components: ClickHouse's own Prometheus endpoint ----------------------------------
+CLICKHOUSE = (
+    _comp("ClickHouseMetrics_*", G, "system.metrics: values right now."),
+    _comp("ClickHouseProfileEvents_*", C, "system.events: counts since start."),
+    _comp("ClickHouseAsyncMetrics_*", G, "system.asynchronous_metrics."),
+)
+
+SPECS: tuple[MetricSpec, ...] = (
+    *SCRAPE,
+    *HOST,
+    *REDIS,
+    *POSTGRES,
+    *MYSQL,
+    *NGINX,
+    *MEMCACHED,
+    *CLICKHOUSE,
+)
+CATALOG = Catalog(SPECS)
