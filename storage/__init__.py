@@ -35,6 +35,7 @@ from tinct.storage.factory import (
 )
 from tinct.storage.logs import log_batch_writer
 from tinct.storage.memory import InMemorySpanStore
+from tinct.storage.metric_batches import sample_batch_writer
 from tinct.storage.memory_metrics import InMemoryMetricStore
 from tinct.storage.schema import Capabilities
 from tinct.storage.sqlstore import SqlSpanStore
@@ -60,6 +61,7 @@ __all__ = [
     "MetricReader",
     "MetricWriter",
     "InMemoryMetricStore",
+    "sample_batch_writer",
     "SqlSpanStore",
     "ChdbSpanStore",
     "ClickHouseSpanStore",

@@ -130,6 +130,7 @@ class ChdbSpanStore(SqlSpanStore):
         retention_days: see :class:`~tinct.storage.sqlstore.SqlSpanStore`.
         pool_size: most concurrent queries.
         migrations: schema steps; tests only.
+        max_series_per_metric: the per-metric, per-day series limit (0: none).
 
     Raises:
         StorageError, SchemaError, ConfigError: as for SqlSpanStore.
@@ -144,6 +145,7 @@ class ChdbSpanStore(SqlSpanStore):
         retention_days: int = 0,
         pool_size: int = 8,
         migrations: Sequence[Migration] = MIGRATIONS,
+        max_series_per_metric: int = 0,
     ) -> None:
         self.path = os.path.abspath(os.path.expanduser(path))
         super().__init__(
@@ -151,4 +153,5 @@ class ChdbSpanStore(SqlSpanStore):
             CHDB_DATABASE,
             retention_days=retention_days,
             migrations=migrations,
+            max_series_per_metric=max_series_per_metric,
         )

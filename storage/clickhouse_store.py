@@ -156,6 +156,7 @@ class ClickHouseSpanStore(SqlSpanStore):
         retention_days: see :class:`~tinct.storage.sqlstore.SqlSpanStore`.
         pool_size: most concurrent queries.
         migrations: schema steps; tests only.
+        max_series_per_metric: the per-metric, per-day series limit (0: none).
 
     Raises:
         StorageError, SchemaError, ConfigError: as for SqlSpanStore
@@ -175,6 +176,13 @@ class ClickHouseSpanStore(SqlSpanStore):
         retention_days: int = 0,
         pool_size: int = 8,
         migrations: Sequence[Migration] = MIGRATIONS,
+        max_series_per_metric: int = 0,
     ) -> None:
         backend = ClickHouseBackend(host, port, user=user, password=password, pool_size=pool_size)
-        super().__init__(backend, database, retention_days=retention_days, migrations=migrations)
+        super().__init__(
+            backend,
+            database,
+            retention_days=retention_days,
+            migrations=migrations,
+            max_series_per_metric=max_series_per_metric,
+        )

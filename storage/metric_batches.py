@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from tinct.metrics import SAMPLE_COLUMNS, SAMPLE_SCHEMA
+from tinct.storage.base import MetricWriter
 from tinct.storage.batches import InvalidBatchError
+from tinct.storage.writer import BatchWriter
 
 __all__ = [
     "DAY_MS",
@@ -27,6 +30,7 @@ __all__ = [
     "SeriesLimit",
     "normalize_samples",
     "sample_days",
+    "sample_batch_writer",
 ]
 
 DAY_MS = 86_400_000
@@ -142,6 +146,18 @@ class SeriesLimit:
                 new.append(i)
         return keep, new
 
+    def forget(self, rows: pa.Table) -> None:
+        """Undo :meth:`admit` for ``rows`` (new series whose insert failed)."""
+        fps = rows.column("fingerprint").to_numpy().tolist()
+        names = rows.column("metric_name").to_pylist()
+        days = sample_days(rows).tolist()
+        with self._lock:
+            for fp, name, day in zip(fps, names, days, strict=True):
+                seen = self._seen.get(day)
+                if seen is not None and fp in seen:
+                    seen.discard(fp)
+                    self._per_metric[(day, name)] -= 1
+
     def _forget_old_days(self, days: list[int]) -> None:
         """Keep bookkeeping for the last few days written (memory stays bounded)."""
         if len(self._seen) <= 8:
@@ -152,3 +168,22 @@ class SeriesLimit:
             self._refused.pop(day, None)
         for key in [k for k in self._per_metric if k[0] < newest - 7]:
             del self._per_metric[key]
+
+
+class _SampleWriterAdapter:
+    """Lets BatchWriter (which calls ``write_spans``) write samples."""
+
+    def __init__(self, store: MetricWriter) -> None:
+        self._store = store
+
+    def write_spans(self, batch: pa.Table) -> None:
+        self._store.write_samples(batch)
+
+
+def sample_batch_writer(store: MetricWriter, **options: Any) -> BatchWriter:
+    """A :class:`BatchWriter` batching samples into ``store.write_samples``;
+    ``options`` are BatchWriter's. Samples are checked against SAMPLE_SCHEMA
+    on submit."""
+    return BatchWriter(
+        _SampleWriterAdapter(store), normalize=normalize_samples, rows_name="sample", **options
+    )

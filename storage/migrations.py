@@ -54,6 +54,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "skip indexes on spans (trace_id, tags, duration)", schema.skip_indexes),
     Migration(3, "dye rules table", lambda target: [schema.dye_rules_table(target)]),
     Migration(4, "logs table", lambda target: [schema.logs_table(target)]),
+    Migration(
+        5,
+        "metric series, samples and metadata tables",
+        lambda target: [
+            schema.series_table(target),
+            schema.samples_table(target),
+            schema.metric_metadata_table(target),
+        ],
+    ),
 )
 
 

@@ -32,16 +32,23 @@ __all__ = [
     "DYE_RULES",
     "LOGS",
     "SCHEMA_VERSION",
+    "SERIES",
+    "SAMPLES",
+    "METRIC_METADATA",
     "RETENTION_TABLES",
     "SPAN_COLUMN_TYPES",
     "LOG_COLUMN_TYPES",
     "day_expr",
+    "day_of_ms_expr",
     "spans_table",
     "trace_index_table",
     "operations_table",
     "dye_rules_table",
     "logs_table",
     "schema_version_table",
+    "series_table",
+    "samples_table",
+    "metric_metadata_table",
     "skip_indexes",
     "ttl_clause",
 ]
@@ -52,8 +59,11 @@ OPERATIONS = "tinct_operations"
 DYE_RULES = "tinct_dye_rules"
 LOGS = "tinct_logs"
 SCHEMA_VERSION = "tinct_schema_version"
+SERIES = "tinct_series"
+SAMPLES = "tinct_samples"
+METRIC_METADATA = "tinct_metric_metadata"
 # Daily-partitioned tables that retention applies to.
-RETENTION_TABLES = (SPANS, TRACE_INDEX, LOGS)
+RETENTION_TABLES = (SPANS, TRACE_INDEX, LOGS, SERIES, SAMPLES)
 
 # Dates past 2100-01-01 are folded into that day: Date/DateTime on 18.16 end
 # in 2105/2106 and wrap silently beyond, while start_ns may be near 2**64.
@@ -63,6 +73,13 @@ _MAX_DAY_SECONDS = 4102444800
 def day_expr(column: str) -> str:
     """UTC day (``Date``) of a nanosecond timestamp column, same on every version."""
     return f"toDate(toDateTime(least(intDiv({column}, 1000000000), {_MAX_DAY_SECONDS}), 'UTC'))"
+
+
+def day_of_ms_expr(column: str) -> str:
+    """UTC day (``Date``) of a millisecond timestamp column; times before 1970
+    fall on 1970-01-01 (Date cannot hold them)."""
+    seconds = f"least(greatest(intDiv({column}, 1000), 0), {_MAX_DAY_SECONDS})"
+    return f"toDate(toDateTime({seconds}, 'UTC'))"
 
 
 @dataclass(frozen=True)
@@ -353,6 +370,78 @@ def logs_table(target: SchemaTarget) -> str:
         columns.append("INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1")
     tail = _daily_merge_tree(target, "time_ns", "(service, time_ns)")
     return _create(target, LOGS, columns, tail)
+
+
+def series_table(target: SchemaTarget) -> str:
+    """Metric series: one row per series per UTC day it had samples.
+
+    The layout of PromHouse's and qryn's ``time_series``: a PromQL selector
+    first finds fingerprints here (sorted by metric name, so ``__name__``
+    matchers use the primary key), then reads only those series' samples.
+    The day makes "series active in [start, end]" a partition-pruned read
+    and lets retention drop series with their samples. ReplacingMergeTree
+    folds the rows a restart writes again.
+    """
+    columns = [
+        "day Date",
+        "fingerprint UInt64",
+        f"metric_name {target.lc()}",
+        f"label_keys Array({target.lc()})",
+        f"label_values Array(String){target.codec(_ZSTD)}",
+    ]
+    tail = [
+        f"ENGINE = {target.engine('ReplacingMergeTree')}",
+        "PARTITION BY day",
+        "ORDER BY (metric_name, fingerprint)",
+    ]
+    ttl = ttl_clause(target, "day")
+    if ttl:
+        tail.append(f"TTL {ttl}")
+    return _create(target, SERIES, columns, tail)
+
+
+def samples_table(target: SchemaTarget) -> str:
+    """Metric samples: (fingerprint, millisecond timestamp, float64 value).
+
+    Sorted by series then time, so one series' window is one contiguous
+    range (PromHouse's ``samples``). Values are stored bit for bit, which
+    keeps Prometheus's staleness-marker NaN intact. ReplacingMergeTree folds
+    a sample delivered twice (an agent re-sending after an outage); reads
+    take one row per (series, timestamp) until the merge has run.
+    DoubleDelta and Gorilla, where the server has codecs, are the codecs
+    made for regular timestamps and slowly changing floats.
+    """
+    columns = [
+        "fingerprint UInt64",
+        f"timestamp_ms Int64{target.codec('DoubleDelta, ' + _ZSTD)}",
+        f"value Float64{target.codec('Gorilla, ' + _ZSTD)}",
+    ]
+    day = day_of_ms_expr("timestamp_ms")
+    tail = [
+        f"ENGINE = {target.engine('ReplacingMergeTree')}",
+        f"PARTITION BY {day}",
+        "ORDER BY (fingerprint, timestamp_ms)",
+    ]
+    ttl = ttl_clause(target, day)
+    if ttl:
+        tail.append(f"TTL {ttl}")
+    return _create(target, SAMPLES, columns, tail)
+
+
+def metric_metadata_table(target: SchemaTarget) -> str:
+    """HELP/TYPE/UNIT per metric family, the latest write winning."""
+    columns = [
+        "metric_name String",
+        "type String",
+        "help String",
+        "unit String",
+        "updated_ms Int64",
+    ]
+    tail = [
+        f"ENGINE = {target.engine('ReplacingMergeTree', 'updated_ms')}",
+        "ORDER BY metric_name",
+    ]
+    return _create(target, METRIC_METADATA, columns, tail)
 
 
 def schema_version_table(target: SchemaTarget) -> str:

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 __all__ = ["Sql", "SqlBuilder", "SqlRunner", "ParamValue", "ident"]
 
-ParamValue = int | str
+ParamValue = int | str | list[int]
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9_(), ]+)\}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -61,7 +61,12 @@ def ident(name: str) -> str:
 
 def _check_value(name: str, type_: str, value: ParamValue) -> None:
     # bool is an int subclass; a True sneaking into a UInt64 is a bug upstream.
-    if _INT_TYPES.match(type_):
+    if type_.startswith("Array(") and _INT_TYPES.match(type_[6:-1]):
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise TypeError(f"parameter {name} is {type_} but got {type(value).__name__}")
+    elif _INT_TYPES.match(type_):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"parameter {name} is {type_} but got {type(value).__name__}")
     elif type_ in ("String",) or type_.startswith("FixedString("):
@@ -76,7 +81,8 @@ class Sql:
     """One statement with typed ``{name:Type}`` placeholders and their values.
 
     Supported placeholder types: ``String``, ``FixedString(N)`` (text),
-    ``[U]Int8..64`` (Python ``int``). Instances are immutable and thread-safe.
+    ``[U]Int8..64`` (Python ``int``) and ``Array([U]Int8..64)`` (a list of
+    ``int``). Instances are immutable and thread-safe.
     """
 
     text: str
@@ -96,10 +102,7 @@ class Sql:
 
     def for_chdb(self) -> tuple[str, dict[str, str]]:
         """Text unchanged, values in ClickHouse's escaped text form."""
-        rendered = {
-            name: (str(value) if isinstance(value, int) else value.translate(_ESCAPES))
-            for name, value in self.params.items()
-        }
+        rendered = {name: _chdb_text(value) for name, value in self.params.items()}
         return self.text, rendered
 
     def for_driver(self) -> tuple[str, dict[str, ParamValue] | None]:
@@ -112,6 +115,14 @@ class Sql:
             return self.text, None
         text = _PLACEHOLDER.sub(lambda m: f"%({m.group(1)})s", self.text.replace("%", "%%"))
         return text, dict(self.params)
+
+
+def _chdb_text(value: ParamValue) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(str(int(v)) for v in value) + "]"
+    if isinstance(value, int):
+        return str(value)
+    return value.translate(_ESCAPES)
 
 
 class SqlBuilder:

@@ -21,10 +21,12 @@ import pyarrow as pa
 
 from tinct.errors import ConfigError, SchemaError, StorageError
 from tinct.logs import LogQuery, LogRow
+from tinct.metrics import Matcher, MetricMetadata, Series
 from tinct.spans import TraceQuery
-from tinct.storage import dye_rules, logs, queries, schema
+from tinct.storage import dye_rules, logs, metric_sql, queries, schema
 from tinct.storage.base import SpanRow, StoredDyeRule
 from tinct.storage.batches import normalize_batch, operation_rows, to_span_rows, trace_index_rows
+from tinct.storage.metric_batches import SeriesLimit
 from tinct.storage.migrations import MIGRATIONS, Migration, migrate
 from tinct.storage.schema import Capabilities, SchemaTarget
 from tinct.storage.sql import Sql, SqlRunner, ident
@@ -38,11 +40,13 @@ _DAY_NS = 86_400 * 10**9
 # later (span time), so last_seen_ns stays roughly current at ~no cost.
 _OPERATION_REFRESH_NS = 3600 * 10**9
 _PARTITION_ID = re.compile(r"(\d{4})(\d{2})(\d{2})\Z")
-# Tables with a TTL, and the nanosecond column their day is taken from.
+# Tables with a TTL, and the expression of the day a row belongs to.
 _TIMED_TABLES = (
-    (schema.SPANS, "start_ns"),
-    (schema.TRACE_INDEX, "end_ns"),
-    (schema.LOGS, "time_ns"),
+    (schema.SPANS, schema.day_expr("start_ns")),
+    (schema.TRACE_INDEX, schema.day_expr("end_ns")),
+    (schema.LOGS, schema.day_expr("time_ns")),
+    (schema.SERIES, "day"),
+    (schema.SAMPLES, schema.day_of_ms_expr("timestamp_ms")),
 )
 _TTL_DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)")
 
@@ -70,6 +74,8 @@ class SqlSpanStore:
             everything, whatever its timestamps.
         migrations: schema steps (tests pass a prefix to simulate old stores).
         now_ns: wall clock in Unix nanoseconds, for retention and bookkeeping.
+        max_series_per_metric: most series of one metric name per UTC day;
+            more are dropped and counted in ``dropped_series``. 0: no limit.
 
     Raises:
         ConfigError: bad ``database`` or ``retention_days``.
@@ -88,8 +94,10 @@ class SqlSpanStore:
         retention_days: int = 0,
         migrations: Sequence[Migration] = MIGRATIONS,
         now_ns: Callable[[], int] = time.time_ns,
+        max_series_per_metric: int = 0,
     ) -> None:
         self._backend = backend
+        self._series_limit = SeriesLimit(max_series_per_metric)
         self._now_ns = now_ns
         self._closed = False
         self._ops_lock = threading.Lock()
@@ -110,6 +118,10 @@ class SqlSpanStore:
             self.applied_migrations = migrate(backend, self.target, migrations, clock=now_ns)
             self._sync_ttl()
             self.apply_retention()
+            if migrations and migrations[-1].version >= 5:
+                metric_sql.preload_series(
+                    backend, self.target, self._series_limit, now_ns() // 1_000_000
+                )
         except BaseException:
             backend.close()
             raise
@@ -214,7 +226,14 @@ class SqlSpanStore:
 
     def compact(self) -> None:
         """Merge every table's parts (OPTIMIZE FINAL): for size measurements."""
-        for table in (schema.SPANS, schema.TRACE_INDEX, schema.OPERATIONS, schema.LOGS):
+        for table in (
+            schema.SPANS,
+            schema.TRACE_INDEX,
+            schema.OPERATIONS,
+            schema.LOGS,
+            schema.SERIES,
+            schema.SAMPLES,
+        ):
             self._backend.execute(queries.optimize_final(self.target, table))
 
     def services(self) -> list[str]:
@@ -258,6 +277,52 @@ class SqlSpanStore:
     def find_logs(self, query: LogQuery) -> list[LogRow]:
         """The log records ``query`` selects, oldest first."""
         return logs.find_logs(self._backend, self.target, query)
+
+    # -- metrics ------------------------------------------------------------------
+
+    @property
+    def dropped_series(self) -> dict[str, int]:
+        """Series refused by the per-metric series limit, per metric, since open."""
+        return self._series_limit.dropped
+
+    def write_samples(self, batch: pa.Table) -> None:
+        """Insert a SAMPLE_SCHEMA batch (new series first, then samples).
+
+        Raises:
+            InvalidBatchError: the batch does not fit SAMPLE_SCHEMA.
+            StorageError: the backend failed.
+        """
+        metric_sql.write_samples(self._backend, self.target, self._series_limit, batch)
+
+    def write_metadata(self, rows: Sequence[MetricMetadata]) -> None:
+        """Record HELP/TYPE/UNIT of metric families (the latest wins)."""
+        metric_sql.write_metadata(self._backend, self.target, rows, self._now_ns() // 1_000_000)
+
+    def series(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, limit: int = 0
+    ) -> list[Series]:
+        """Series matching every matcher, seen on a day of the window, sorted by labels."""
+        return metric_sql.find_series(self._backend, self.target, matchers, start_ms, end_ms, limit)
+
+    def samples(self, fingerprints: Sequence[int], start_ms: int, end_ms: int) -> pa.Table:
+        """Samples of the series in ``[start_ms, end_ms]``, sorted, one per timestamp."""
+        return metric_sql.read_samples(self._backend, self.target, fingerprints, start_ms, end_ms)
+
+    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        """Label names of matching series, sorted."""
+        return metric_sql.label_names(self._backend, self.target, matchers, start_ms, end_ms)
+
+    def label_values(
+        self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+    ) -> list[str]:
+        """Non-empty values of label ``name`` over matching series, sorted."""
+        return metric_sql.label_values(
+            self._backend, self.target, name, matchers, start_ms, end_ms
+        )
+
+    def metadata(self, metric: str | None = None) -> list[MetricMetadata]:
+        """Recorded metric metadata, sorted by metric."""
+        return metric_sql.read_metadata(self._backend, self.target, metric)
 
     # -- retention and lifecycle -------------------------------------------------
 
@@ -307,13 +372,13 @@ class SqlSpanStore:
         """Align table TTLs with retention_days when it changed since creation."""
         if not self.target.caps.ttl:
             return
-        for table, column in _TIMED_TABLES:
+        for table, day in _TIMED_TABLES:
             rows = self._backend.select(queries.table_engine(self.target, table)).to_pylist()
             if not rows:
                 continue
             found = _TTL_DAYS.search(_text(rows[0]["engine_full"]))
             current = int(found.group(1)) if found else None
-            wanted = schema.ttl_clause(self.target, schema.day_expr(column))
+            wanted = schema.ttl_clause(self.target, day)
             wanted_days = self.target.retention_days + 1 if wanted else None
             if current == wanted_days:
                 continue

@@ -191,6 +191,7 @@ MYSQL = (
 # --- components: nginx-prometheus-exporter (stub_status) ------------------------
 NGINX = (
     _comp("nginx_up", G, "1 if stub_status answered."),
+    # Counters named without _total, as nginx-prometheus-exporter exposes them.
     _comp("nginx_connections_accepted", C, "Client connections accepted."),
     _comp("nginx_connections_handled", C, "Client connections handled."),
     _comp("nginx_connections_active", G, "Active client connections."),
@@ -203,7 +204,8 @@ NGINX = (
 # --- components: memcached_exporter ---------------------------------------------
 MEMCACHED = (
     _comp("memcached_up", G, "1 if memcached answered."),
-    _comp("memcached_uptime_seconds", G, "Seconds since memcached started.", unit="seconds"),
+    # A counter named without _total, as memcached_exporter exposes it.
+    _comp("memcached_uptime_seconds", C, "Seconds since memcached started.", unit="seconds"),
     _comp("memcached_current_connections", G, "Open connections."),
     _comp("memcached_connections", C, "Connections opened."),
     _comp("memcached_max_connections", G, "Connection limit."),
