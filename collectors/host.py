@@ -277,7 +277,9 @@ class HostCollector:
                 elapsed = sum(new.values()) - sum(old.values())
                 if elapsed > 0:  # 0 when collected within one clock tick: no share to give
                     for state, value in new.items():
-                        share.add_metric([cpu, state], (value - old.get(state, value)) / elapsed)
+                        # min(): float rounding may put a lone busy state a hair over 1.
+                        ratio = min(1.0, (value - old.get(state, value)) / elapsed)
+                        share.add_metric([cpu, state], ratio)
             self._cpu[cpu] = new
             for state, value in new.items():
                 seconds.add_metric([cpu, state], value)

@@ -121,7 +121,9 @@ def _stats(sock: socket.socket, command: bytes, deadline: float) -> dict[str, st
         if not chunk:
             raise ConnectionError(f"connection closed during {command.decode()!r}")
         reply += chunk
-        if len(reply) > _MAX_REPLY or reply.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")):
+        if len(reply) > _MAX_REPLY or reply.startswith(
+            (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
+        ):
             first = reply.split(b"\r\n", 1)[0][:200].decode(errors="replace")
             raise ValueError(f"not a stats reply to {command.decode()!r}: {first!r}")
     stats: dict[str, str] = {}

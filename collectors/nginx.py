@@ -116,9 +116,7 @@ def _counter_as_is(name: str, help_: str, value: float) -> Metric:
 def _families(values: Mapping[str, float]) -> list[Metric]:
     """stub_status numbers to families, as the exporter's Collect sends them."""
     families: list[Metric] = [GaugeMetricFamily("nginx_up", "1 if stub_status answered.", value=1)]
-    families += [
-        GaugeMetricFamily(name, help_, value=values[key]) for key, name, help_ in _GAUGES
-    ]
+    families += [GaugeMetricFamily(name, help_, value=values[key]) for key, name, help_ in _GAUGES]
     families += [
         _counter_as_is(
             "nginx_connections_accepted", "Accepted client connections.", values["accepted"]
@@ -126,6 +124,8 @@ def _families(values: Mapping[str, float]) -> list[Metric]:
         _counter_as_is(
             "nginx_connections_handled", "Handled client connections.", values["handled"]
         ),
-        CounterMetricFamily("nginx_http_requests", "Total http requests.", value=values["requests"]),
+        CounterMetricFamily(
+            "nginx_http_requests", "Total http requests.", value=values["requests"]
+        ),
     ]
     return families

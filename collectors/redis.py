@@ -140,12 +140,12 @@ class RedisCollector:
             reply = client.config_get("databases")
         except redis.ResponseError:
             return _DEFAULT_DATABASES
-        count = _number(reply.get("databases") or reply.get(b"databases"))
+        count = _number(reply.get("databases"))
         return int(count) if count else _DEFAULT_DATABASES
 
 
 def _families(info: Mapping[str, Any], databases: int) -> list[Metric]:
-    """INFO (as redis-py parses it) to metric families, in exporter order."""
+    """INFO (as redis-py parses it) to metric families; a field Redis lacks is left out."""
     families: list[Metric] = [GaugeMetricFamily("redis_up", "1 if Redis answered.", value=1)]
     for field, (name, help_) in _GAUGES.items():
         if (value := _number(info.get(field))) is not None:

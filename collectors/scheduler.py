@@ -120,11 +120,17 @@ class Scheduler:
         wanted = {target_key(t.job, t.labels, t.scrape_url): t for t in targets}
         with self._lock:
             removed = [s for k, s in self._states.items() if k not in wanted]
+            replaced: list[Any] = []
             for key, target in wanted.items():
                 state = self._states.get(key)
                 if state is None:
                     self._states[key] = _TargetState(target)
+                elif _same_settings(state.target, target):
+                    # Discovery builds collectors afresh; keep the one in use.
+                    if target.collector is not state.target.collector:
+                        replaced.append(target.collector)
                 else:
+                    replaced.append(state.target.collector)
                     state.target = target
             for key in [k for k in self._states if k not in wanted]:
                 del self._states[key]
@@ -136,6 +142,8 @@ class Scheduler:
                 state.previous = set()
                 self._emit(state.builder.take())
             _close(state.target.collector)
+        for collector in replaced:
+            _close(collector)
         self._version += 1
 
     def targets(self) -> list[tuple[Target, TargetHealth]]:
@@ -300,12 +308,12 @@ class Scheduler:
             while True:
                 version = self._version
                 with self._lock:
-                    current = {k: s.target for k, s in self._states.items()}
+                    current = set(self._states)
                 for key in [k for k in running if k not in current]:
                     running.pop(key).cancel()
-                for key, target in current.items():
+                for key in current:
                     if key not in running:
-                        running[key] = loop.create_task(self._loop(key, target))
+                        running[key] = loop.create_task(self._loop(key))
                 while self._version == version:
                     await asyncio.sleep(0.2)
         finally:
@@ -313,21 +321,29 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)
 
-    async def _loop(self, key: tuple[Any, ...], target: Target) -> None:
+    async def _loop(self, key: tuple[Any, ...]) -> None:
         loop = asyncio.get_running_loop()
-        interval = max(target.interval, 0.001)
+        state = self._states.get(key)
+        if state is None:
+            return
+        interval = max(state.target.interval, 0.001)
         digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
-        offset = int.from_bytes(digest, "little") % int(interval * 1000) / 1000
+        offset = int.from_bytes(digest, "little") % max(int(interval * 1000), 1) / 1000
         now = self._clock()
         next_at = math.floor(now / interval) * interval + offset
         if next_at < now:
             next_at += interval
         while True:
             await asyncio.sleep(max(0.0, next_at - self._clock()))
+            state = self._states.get(key)
+            if state is None:
+                return
+            target = state.target
             try:
                 await loop.run_in_executor(None, self.scrape_once, target)
             except Exception:
                 logger.exception("scrape of %s %s failed", target.job, target.instance)
+            interval = max(target.interval, 0.001)
             next_at += interval
             behind = self._clock() - next_at
             if behind > 0:  # skip missed slots rather than scrape in a burst
@@ -340,6 +356,29 @@ class Scheduler:
             states = list(self._states.values())
         for state in states:
             _close(state.target.collector)
+
+
+def _same_settings(a: Target, b: Target) -> bool:
+    """Everything but the collector object is the same."""
+    return (
+        a.interval,
+        a.timeout,
+        a.honor_labels,
+        a.honor_timestamps,
+        a.sample_limit,
+        repr(a.metric_relabel_configs),
+        a.discovered_labels,
+        type(a.collector),
+    ) == (
+        b.interval,
+        b.timeout,
+        b.honor_labels,
+        b.honor_timestamps,
+        b.sample_limit,
+        repr(b.metric_relabel_configs),
+        b.discovered_labels,
+        type(b.collector),
+    )
 
 
 def _with_name(labels: dict[str, str], name: str) -> Labels:

@@ -90,7 +90,7 @@ def memcached_server(workdir: Path) -> Iterator[int]:
 
 @contextlib.contextmanager
 def nginx_server(workdir: Path) -> Iterator[int]:
-    """nginx serving ``/stub_status``, 404 under ``/missing/``, 200 "ok" elsewhere; yield the port."""
+    """nginx: ``/stub_status``, 404 under ``/missing/``, 200 "ok" elsewhere; yield the port."""
     binary = _binary("nginx", "/usr/sbin/nginx")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()

@@ -46,9 +46,7 @@ def memcached_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 def values(families: list[Metric]) -> Values:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples
-    }
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
 
 
 def command(sock: socket.socket, request: bytes, *ends: bytes) -> bytes:
@@ -87,8 +85,11 @@ def test_names_types_and_labels_follow_the_catalog(memcached_port: int) -> None:
         if f.name == "memcached_commands"
         for s in f.samples
     }
-    hit_miss = {(op, st) for op in ("get", "delete", "incr", "decr", "cas", "touch")
-                for st in ("hit", "miss")}
+    hit_miss = {
+        (op, st)
+        for op in ("get", "delete", "incr", "decr", "cas", "touch")
+        for st in ("hit", "miss")
+    }
     assert found == hit_miss | {("cas", "badval"), ("flush", "hit"), ("set", "hit")}
 
 

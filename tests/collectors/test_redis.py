@@ -52,9 +52,7 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 def values(families: list[Metric]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples
-    }
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
 
 
 def test_names_types_and_labels_follow_the_catalog(redis_port: int) -> None:
@@ -91,7 +89,9 @@ def test_values_follow_the_traffic(redis_port: int) -> None:
 
     assert after[("redis_up", ())] == 1
     assert after[("redis_keyspace_hits_total", ())] - before[("redis_keyspace_hits_total", ())] == 6
-    misses = after[("redis_keyspace_misses_total", ())] - before[("redis_keyspace_misses_total", ())]
+    misses = (
+        after[("redis_keyspace_misses_total", ())] - before[("redis_keyspace_misses_total", ())]
+    )
     assert misses == 4
     assert after[("redis_db_keys", (("db", "db0"),))] == 25
     assert after[("redis_db_keys_expiring", (("db", "db0"),))] == 0
