@@ -36,7 +36,7 @@ import pyarrow as pa
 from prometheus_client import Metric
 
 from tinct.collectors.base import CollectError, Target, target_key
-from tinct.metrics import NAME_LABEL, STALE_NAN, Labels, MetricMetadata, SampleBuilder
+from tinct.metrics import NAME_LABEL, STALE_NAN, Labels, MetricMetadata, SampleBuilder, SeriesRef
 
 __all__ = ["Scheduler", "TargetHealth", "SampleSink", "MetadataSink"]
 
@@ -69,7 +69,8 @@ class TargetHealth:
 class _TargetState:
     target: Target
     health: TargetHealth = field(default_factory=TargetHealth)
-    previous: set[Labels] = field(default_factory=set)  # series to stale-mark later
+    previous: dict[int, SeriesRef] = field(default_factory=dict)  # to stale-mark later
+    series_cache: dict[tuple[Any, ...], SeriesRef | None] = field(default_factory=dict)
     metadata: dict[str, MetricMetadata] = field(default_factory=dict)
     builder: SampleBuilder = field(default_factory=lambda: SampleBuilder(max_cached=200_000))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -132,14 +133,15 @@ class Scheduler:
                 else:
                     replaced.append(state.target.collector)
                     state.target = target
+                    state.series_cache = {}
             for key in [k for k in self._states if k not in wanted]:
                 del self._states[key]
         now_ms = int(self._clock() * 1000)
         for state in removed:
             with state.lock:
-                for labels in state.previous:
-                    state.builder.add(labels, now_ms, STALE_NAN)
-                state.previous = set()
+                for ref in state.previous.values():
+                    state.builder.add_ref(ref, now_ms, STALE_NAN)
+                state.previous = {}
                 self._emit(state.builder.take())
             _close(state.target.collector)
         for collector in replaced:
@@ -186,36 +188,34 @@ class Scheduler:
             logger.exception("collector of %s %s failed", target.job, target.instance)
             error = f"{type(exc).__name__}: {exc}"
         builder = state.builder
-        scraped = 0
-        seen: set[Labels] = set()
+        scraped = post = 0
+        seen: dict[int, SeriesRef] = {}  # series to stale-mark when they go away
         if not error:
-            scraped, error = self._add_samples(state, families, ts_ms, seen)
+            scraped, post, error = self._add_samples(state, families, ts_ms, seen)
         if error:
             builder.take()  # Prometheus stores nothing of a failed scrape
-            seen = set()
-            scraped_for_up = 0
-        else:
-            scraped_for_up = scraped
-        added = len(seen - state.previous)
+            seen = {}
+            scraped = post = 0
+        added = sum(1 for fp in seen if fp not in state.previous)
         base = target.labels
         up_metric = getattr(target.collector, "up_metric", None)
-        down_up = _with_name(base, up_metric) if error and up_metric else None
-        for labels in state.previous - seen:
-            if labels != down_up:  # that one gets its 0 below instead
-                builder.add(labels, ts_ms, STALE_NAN)
+        down_up = builder.series(_with_name(base, up_metric)) if error and up_metric else None
+        for fp, ref in state.previous.items():
+            if fp not in seen and ref is not down_up:  # that one gets its 0 below
+                builder.add_ref(ref, ts_ms, STALE_NAN)
         state.previous = seen
         duration = time.monotonic() - started
         synthetic = (
             ("up", 0.0 if error else 1.0),
             ("scrape_duration_seconds", duration),
-            ("scrape_samples_scraped", float(scraped_for_up)),
-            ("scrape_samples_post_metric_relabeling", float(len(seen))),
+            ("scrape_samples_scraped", float(scraped)),
+            ("scrape_samples_post_metric_relabeling", float(post)),
             ("scrape_series_added", float(added)),
         )
         for name, value in synthetic:
             builder.add(_with_name(base, name), ts_ms, value)
         if down_up is not None:
-            builder.add(down_up, ts_ms, 0.0)
+            builder.add_ref(down_up, ts_ms, 0.0)
         if error:
             self.errors[(target.job, target.instance)] = (
                 self.errors.get((target.job, target.instance), 0) + 1
@@ -229,42 +229,64 @@ class Scheduler:
             last_error=error,
             last_scrape=start,
             last_duration=duration,
-            samples=len(seen),
+            samples=post,
         )
         return TargetHealth(**vars(state.health))
 
     def _add_samples(
-        self, state: _TargetState, families: Iterable[Metric], ts_ms: int, seen: set[Labels]
-    ) -> tuple[int, str]:
-        """Label, relabel and queue the samples; returns (scraped count, error)."""
+        self,
+        state: _TargetState,
+        families: Iterable[Metric],
+        ts_ms: int,
+        seen: dict[int, SeriesRef],
+    ) -> tuple[int, int, str]:
+        """Label, relabel and queue the samples.
+
+        Returns (samples scraped, samples kept, error). A target exposes the
+        same series scrape after scrape, so the labelled, relabelled and
+        fingerprinted series is cached per raw (name, labels) and the loop
+        does one dict lookup per sample.
+        """
         target = state.target
-        add = state.builder.add
+        builder = state.builder
+        add = builder.add_ref
+        cache = state.series_cache
         relabel = _relabeller(target.metric_relabel_configs)
+        honor_timestamps = target.honor_timestamps
         scraped = 0
-        explicit: set[Labels] = set()
+        explicit: set[int] = set()
         for family in families:
             for sample in family.samples:
                 scraped += 1
-                labels = _target_labelled(sample.name, sample.labels, target)
-                if relabel is not None:
-                    relabelled = relabel(labels)
-                    if relabelled is None:
-                        continue
-                    labels = relabelled
-                key = tuple(sorted((k, v) for k, v in labels.items() if v != ""))
-                if key in seen or key in explicit:
+                raw = (sample.name, tuple(sample.labels.items()))
+                ref = cache.get(raw)
+                if ref is None:
+                    if raw in cache:
+                        continue  # dropped by metric_relabel_configs
+                    labels = _target_labelled(sample.name, sample.labels, target)
+                    if relabel is not None:
+                        relabelled = relabel(labels)
+                        if relabelled is None:
+                            cache[raw] = None
+                            continue
+                        labels = relabelled
+                    ref = builder.series(tuple(sorted((k, v) for k, v in labels.items() if v)))
+                    cache[raw] = ref
+                fp = ref[0]
+                if fp in seen or fp in explicit:
                     continue  # Prometheus: "duplicate sample for timestamp"
-                if target.honor_timestamps and sample.timestamp is not None:
-                    explicit.add(key)  # no staleness for exposed timestamps
-                    add(key, _timestamp_ms(sample.timestamp), sample.value)
+                if honor_timestamps and sample.timestamp is not None:
+                    explicit.add(fp)  # Prometheus does not stale-mark these
+                    add(ref, _timestamp_ms(sample.timestamp), sample.value)
                 else:
-                    seen.add(key)
-                    add(key, ts_ms, sample.value)
+                    seen[fp] = ref
+                    add(ref, ts_ms, sample.value)
+        if len(cache) > 2 * (len(seen) + len(explicit)) + 1000:
+            cache.clear()  # series churn: don't keep what the target no longer exposes
         kept = len(seen) + len(explicit)
         if target.sample_limit and kept > target.sample_limit:
-            return scraped, f"sample limit exceeded: {kept} > {target.sample_limit}"
-        seen |= explicit
-        return scraped, ""
+            return scraped, kept, f"sample limit exceeded: {kept} > {target.sample_limit}"
+        return scraped, kept, ""
 
     def _send_metadata(self, state: _TargetState, families: Iterable[Metric]) -> None:
         if self._metadata_sink is None:

@@ -104,12 +104,13 @@ def parse_store_url(url: str) -> StoreLocation:
     )
 
 
-def open_store(url: str, *, retention_days: int = 0) -> SpanStore:
+def open_store(url: str, *, retention_days: int = 0, max_series_per_metric: int = 0) -> SpanStore:
     """Open (creating and migrating as needed) the store at ``url``.
 
     Args:
         url: see the module docstring.
-        retention_days: keep at least this many days of spans; 0 keeps all.
+        retention_days: keep at least this many days of data; 0 keeps all.
+        max_series_per_metric: the per-metric, per-day series limit; 0: none.
 
     Returns:
         A thread-safe store; call ``close()`` when done.
@@ -121,7 +122,11 @@ def open_store(url: str, *, retention_days: int = 0) -> SpanStore:
     """
     where = parse_store_url(url)
     if where.kind == "chdb":
-        return ChdbSpanStore(where.path, retention_days=retention_days)
+        return ChdbSpanStore(
+            where.path,
+            retention_days=retention_days,
+            max_series_per_metric=max_series_per_metric,
+        )
     return ClickHouseSpanStore(
         where.host,
         where.port,
@@ -129,4 +134,5 @@ def open_store(url: str, *, retention_days: int = 0) -> SpanStore:
         user=where.user,
         password=where.password,
         retention_days=retention_days,
+        max_series_per_metric=max_series_per_metric,
     )

@@ -137,20 +137,30 @@ REDIS = (
 # --- components: postgres_exporter --------------------------------------------
 POSTGRES = (
     _comp("pg_up", G, "1 if PostgreSQL answered."),
-    _comp("pg_stat_database_numbackends", G, "Backends per database.", "datname"),
-    _comp("pg_stat_database_xact_commit", C, "Transactions committed.", "datname"),
-    _comp("pg_stat_database_xact_rollback", C, "Transactions rolled back.", "datname"),
-    _comp("pg_stat_database_blks_read", C, "Disk blocks read.", "datname"),
-    _comp("pg_stat_database_blks_hit", C, "Buffer cache hits.", "datname"),
-    _comp("pg_stat_database_tup_returned", C, "Rows returned.", "datname"),
-    _comp("pg_stat_database_tup_fetched", C, "Rows fetched.", "datname"),
-    _comp("pg_stat_database_tup_inserted", C, "Rows inserted.", "datname"),
-    _comp("pg_stat_database_tup_updated", C, "Rows updated.", "datname"),
-    _comp("pg_stat_database_tup_deleted", C, "Rows deleted.", "datname"),
-    _comp("pg_stat_database_conflicts", C, "Queries cancelled by conflicts.", "datname"),
-    _comp("pg_stat_database_deadlocks", C, "Deadlocks.", "datname"),
-    _comp("pg_stat_database_temp_files", C, "Temporary files.", "datname"),
-    _comp("pg_stat_database_temp_bytes", C, "Temporary file bytes.", "datname", unit="bytes"),
+    # pg_stat_database_*: one series per database, labelled by OID and name
+    # (postgres_exporter's collector/pg_stat_database.go); counters keep the
+    # exporter's names, without _total.
+    _comp("pg_stat_database_numbackends", G, "Backends per database.", "datid", "datname"),
+    _comp("pg_stat_database_xact_commit", C, "Transactions committed.", "datid", "datname"),
+    _comp("pg_stat_database_xact_rollback", C, "Transactions rolled back.", "datid", "datname"),
+    _comp("pg_stat_database_blks_read", C, "Disk blocks read.", "datid", "datname"),
+    _comp("pg_stat_database_blks_hit", C, "Buffer cache hits.", "datid", "datname"),
+    _comp("pg_stat_database_tup_returned", C, "Rows returned.", "datid", "datname"),
+    _comp("pg_stat_database_tup_fetched", C, "Rows fetched.", "datid", "datname"),
+    _comp("pg_stat_database_tup_inserted", C, "Rows inserted.", "datid", "datname"),
+    _comp("pg_stat_database_tup_updated", C, "Rows updated.", "datid", "datname"),
+    _comp("pg_stat_database_tup_deleted", C, "Rows deleted.", "datid", "datname"),
+    _comp("pg_stat_database_conflicts", C, "Queries cancelled by conflicts.", "datid", "datname"),
+    _comp("pg_stat_database_deadlocks", C, "Deadlocks.", "datid", "datname"),
+    _comp("pg_stat_database_temp_files", C, "Temporary files.", "datid", "datname"),
+    _comp(
+        "pg_stat_database_temp_bytes",
+        C,
+        "Temporary file bytes.",
+        "datid",
+        "datname",
+        unit="bytes",
+    ),
     _comp("pg_stat_activity_count", G, "Connections per database and state.", "datname", "state"),
     _comp(
         "pg_stat_activity_max_tx_duration",
@@ -183,9 +193,31 @@ MYSQL = (
     _comp("mysql_global_status_slow_queries", U, "Slow queries."),
     _comp("mysql_global_status_bytes_received", U, "Bytes received."),
     _comp("mysql_global_status_bytes_sent", U, "Bytes sent."),
+    # The status groups mysqld_exporter labels (collector/global_status.go).
     _comp("mysql_global_status_commands", C, "Statements per command.", "command"),
+    _comp("mysql_global_status_handlers", C, "Handler calls per handler.", "handler"),
+    _comp("mysql_global_status_connection_errors", C, "Connection errors per cause.", "error"),
+    _comp("mysql_global_status_buffer_pool_pages", G, "InnoDB buffer pool pages.", "state"),
+    _comp("mysql_global_status_buffer_pool_dirty_pages", G, "Dirty InnoDB buffer pool pages."),
+    _comp(
+        "mysql_global_status_buffer_pool_page_changes",
+        C,
+        "InnoDB buffer pool page state changes.",
+        "operation",
+    ),
+    _comp("mysql_global_status_innodb_row_ops", C, "InnoDB row operations.", "operation"),
+    _comp(
+        "mysql_global_status_performance_schema_lost",
+        C,
+        "Instrumentations performance_schema could not create.",
+        "instrumentation",
+    ),
     _comp("mysql_global_variables_max_connections", G, "max_connections."),
-    _comp("mysql_version_info", G, "Server version.", "version"),
+    _comp("mysql_version_info", G, "Server version (gauge 1).", "version"),
+    # Every other numeric status and variable: the set depends on the server
+    # and its version. Consulted only when no name above matches.
+    _comp("mysql_global_status_*", U, "SHOW GLOBAL STATUS values, untyped as the exporter."),
+    _comp("mysql_global_variables_*", G, "SHOW GLOBAL VARIABLES values."),
 )
 
 # --- components: nginx-prometheus-exporter (stub_status) ------------------------

@@ -15,6 +15,7 @@ Prometheus's layout (other issues add ``global``, ``rule_files``,
       data: ./tinct-data          # --data, TINCT_DATA (relative to this file)
       url: chdb:///var/lib/tinct  # --store, TINCT_STORE (default chdb://<data>)
       retention_days: 0           # --retention, TINCT_RETENTION (0 keeps forever)
+      max_series_per_metric: 100000  # --max-series-per-metric (per day; 0: no limit)
     server:
       listen: 127.0.0.1           # --listen, TINCT_LISTEN (every port binds it)
       port: 3000                  # --port, TINCT_PORT (UI and APIs)
@@ -72,6 +73,7 @@ class Settings:
     zipkin_port: int
     config: Path | None
     retention: int
+    max_series_per_metric: int
     admin_token: str | None
     log_level: str
 
@@ -103,6 +105,13 @@ def _retention(raw: Any) -> int:
         raise ValueError(
             f"{raw} is not a number of days (0-{_MAX_RETENTION_DAYS}, 0 keeps data forever)"
         )
+    return value
+
+
+def _series_limit(raw: Any) -> int:
+    value = _int(raw)
+    if value < 0:
+        raise ValueError(f"{raw} is not a number of series (>= 0, 0 for no limit)")
     return value
 
 
@@ -203,6 +212,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "storage",
         key="retention_days",
         metavar="DAYS",
+    ),
+    SettingSpec(
+        "max_series_per_metric",
+        _series_limit,
+        100_000,
+        "most series of one metric name per day; more are dropped and counted (0: no limit)",
+        "storage",
+        metavar="N",
     ),
     SettingSpec(
         "admin_token", _text, None, "bearer token required by write APIs", "server", metavar="T"

@@ -32,8 +32,9 @@ from tinct.jaeger_api import JaegerQueryAPI
 from tinct.logs_api import LogsAPI
 from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
 from tinct.storage.base import SpanReader
+from tinct.targets_api import TargetsAPI
 
-__all__ = ["create_main_app", "set_store", "wsgi_ui"]
+__all__ = ["create_main_app", "set_store", "set_scheduler", "wsgi_ui"]
 
 
 def wsgi_ui(wsgi_app: Callable[..., Iterable[bytes]]) -> ASGIApp:
@@ -63,6 +64,11 @@ _API_LINKS = (
 def set_store(app: Starlette, store: SpanReader | None) -> None:
     """Give the main app its store once open; ``/-/ready`` turns 200."""
     app.state.store = store
+
+
+def set_scheduler(app: Starlette, scheduler: Any) -> None:
+    """Give the main app the running collection scheduler (``/api/v1/targets``)."""
+    app.state.scheduler = scheduler
 
 
 def _healthy(request: Request) -> Response:
@@ -129,6 +135,7 @@ def create_main_app(
     api = JaegerQueryAPI(lambda: app.state.store, metrics, clock=clock)
     dye_api = DyeRulesAPI(lambda: app.state.store, metrics, admin_token=admin_token, clock=clock)
     logs_api = LogsAPI(lambda: app.state.store, metrics)
+    targets_api = TargetsAPI(lambda: app.state.scheduler)
     routes: list[BaseRoute] = [
         Route("/-/healthy", _healthy, methods=["GET"]),
         Route("/-/ready", _ready, methods=["GET"]),
@@ -136,6 +143,7 @@ def create_main_app(
         *api.routes(),
         *dye_api.routes(),
         *logs_api.routes(),
+        *targets_api.routes(),
     ]
     if ui is not None:
         routes.append(Mount("/", app=ui))
@@ -147,4 +155,5 @@ def create_main_app(
     )
     app.state.store = store
     app.state.metrics = metrics
+    app.state.scheduler = None
     return app

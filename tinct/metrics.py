@@ -33,6 +33,7 @@ __all__ = [
     "STALE_NAN_BITS",
     "NAME_LABEL",
     "Labels",
+    "SeriesRef",
     "Matcher",
     "MetricMetadata",
     "Series",
@@ -49,6 +50,8 @@ STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", STALE_NAN_BITS))[0]
 
 # A series' labels, sorted by name, ``__name__`` included.
 Labels = tuple[tuple[str, str], ...]
+# A series as SampleBuilder caches it: (fingerprint, name, label keys, label values).
+SeriesRef = tuple[int, str, list[str], list[str]]
 
 SAMPLE_SCHEMA = pa.schema(
     [
@@ -157,7 +160,7 @@ class SampleBuilder:
     """
 
     def __init__(self, max_cached: int = 1_000_000) -> None:
-        self._cache: dict[Labels, tuple[int, str, list[str], list[str]]] = {}
+        self._cache: dict[Labels, SeriesRef] = {}
         self._max_cached = max_cached
         self._clear()
 
@@ -172,10 +175,10 @@ class SampleBuilder:
     def __len__(self) -> int:
         return len(self._ts)
 
-    def add(self, labels: Labels, timestamp_ms: int, value: float) -> None:
-        """Append one sample of the series ``labels`` (sorted, ``__name__`` in it)."""
-        entry = self._cache.get(labels)
-        if entry is None:
+    def series(self, labels: Labels) -> SeriesRef:
+        """The cached reference of the series ``labels`` (sorted, ``__name__`` in it)."""
+        ref = self._cache.get(labels)
+        if ref is None:
             name = ""
             keys: list[str] = []
             values: list[str] = []
@@ -185,14 +188,22 @@ class SampleBuilder:
                 else:
                     keys.append(k)
                     values.append(v)
-            entry = (fingerprint(labels), name, keys, values)
+            ref = (fingerprint(labels), name, keys, values)
             if len(self._cache) >= self._max_cached:
                 self._cache.clear()
-            self._cache[labels] = entry
-        self._fps.append(entry[0])
-        self._names.append(entry[1])
-        self._keys.append(entry[2])
-        self._values.append(entry[3])
+            self._cache[labels] = ref
+        return ref
+
+    def add(self, labels: Labels, timestamp_ms: int, value: float) -> None:
+        """Append one sample of the series ``labels`` (sorted, ``__name__`` in it)."""
+        self.add_ref(self.series(labels), timestamp_ms, value)
+
+    def add_ref(self, ref: SeriesRef, timestamp_ms: int, value: float) -> None:
+        """Append one sample of a series from :meth:`series` (the hot path)."""
+        self._fps.append(ref[0])
+        self._names.append(ref[1])
+        self._keys.append(ref[2])
+        self._values.append(ref[3])
         self._ts.append(timestamp_ms)
         self._vals.append(value)
 

@@ -90,6 +90,35 @@ class _WriterCollector(Collector):
         return []
 
 
+class _CollectionCollector(Collector):
+    """The collection's failures and the store's series limit, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+        self.store: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        failures = CounterMetricFamily(
+            "tinct_collect_failures",
+            "Collections that failed (target down, timeout, bad response), per target.",
+            labels=["job", "instance"],
+        )
+        dropped = CounterMetricFamily(
+            "tinct_metric_series_dropped",
+            "Series refused by the per-metric series limit (each once per day), per metric.",
+            labels=["metric"],
+        )
+        if self.scheduler is not None:
+            for (job, instance), count in sorted(dict(self.scheduler.errors).items()):
+                failures.add_metric([job, instance], count)
+        for metric, count in sorted(dict(getattr(self.store, "dropped_series", {})).items()):
+            dropped.add_metric([metric], count)
+        yield from (failures, dropped)
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
 class SelfMetrics:
     """The self-metrics of one tinct process, in their own registry.
 
@@ -171,11 +200,19 @@ class SelfMetrics:
             self.refused_log_records.labels(protocol)
         self._writers = _WriterCollector()
         reg.register(self._writers)
+        self._collection = _CollectionCollector()
+        reg.register(self._collection)
 
     def watch_writer(self, writer: WriterStats, signal: str = "spans") -> None:
         """Export ``writer``'s figures under ``signal`` from now on (replacing
         a previous writer of that signal)."""
         self._writers.writers[signal] = writer
+
+    def watch_collection(self, scheduler: Any, store: Any) -> None:
+        """Export the scheduler's failure counts (its ``errors``) and the
+        store's series-limit drops (its ``dropped_series``) from now on."""
+        self._collection.scheduler = scheduler
+        self._collection.store = store
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition of every metric and its content type."""

@@ -16,8 +16,8 @@ their own SIGINT/SIGTERM handlers and re-raise the signal when they stop, so
 The first SIGTERM or SIGINT starts a graceful stop, in this order: stop
 accepting and let in-flight HTTP requests finish (uvicorn's shutdown) while
 gRPC finishes in-flight calls (``server.stop(grace)``), then
-``writer.close()`` writes every accepted span (and the log writer every
-accepted log record), then the store closes and the process exits 0. A
+collection stops, ``writer.close()`` writes every accepted span (and the log
+and sample writers every accepted log record and sample), then the store closes and the process exits 0. A
 second signal cuts the request draining short (spans and log records
 already accepted are still flushed).
 """
@@ -30,25 +30,28 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from tinct.collection import Collection, collection_config
 from tinct.config import Settings
 from tinct.errors import ConfigError, TinctError
-from tinct.main_app import create_main_app, set_store
+from tinct.main_app import create_main_app, set_scheduler, set_store
 from tinct.selfmetrics import SelfMetrics
 from tinct.storage import (
     BatchWriter,
     LogStore,
+    MetricStore,
     SpanStore,
     SqlSpanStore,
     log_batch_writer,
     open_store,
     redact_store_url,
+    sample_batch_writer,
 )
 from tinct.tracing.grpc_receiver import OtlpGrpcReceiver, create_grpc_server
 from tinct.tracing.receivers import (
@@ -181,6 +184,12 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         stop.set()
 
     listen = settings.listen
+    try:
+        # Checked before binding: a bad scrape config is a config error (exit 2).
+        collecting = collection_config(settings.config)
+    except ConfigError as exc:
+        logger.error("%s", exc)
+        return 2
     metrics = SelfMetrics()
     grpc_receiver = OtlpGrpcReceiver(None, metrics)
     grpc_server = create_grpc_server(grpc_receiver)
@@ -228,6 +237,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
     store: SpanStore | None = None
     writer: BatchWriter | None = None
     log_writer: BatchWriter | None = None
+    sample_writer: BatchWriter | None = None
     background: list[asyncio.Task[None]] = []
     try:
         await grpc_server.start()
@@ -243,7 +253,10 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
             started(endpoints)
         try:
             store = await asyncio.to_thread(
-                open_store, settings.store, retention_days=settings.retention
+                open_store,
+                settings.store,
+                retention_days=settings.retention,
+                max_series_per_metric=settings.max_series_per_metric,
             )
         except ConfigError as exc:
             logger.error("%s", exc)
@@ -262,6 +275,13 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
             metrics.watch_writer(log_writer, "logs")
             set_log_writer(otlp_app, log_writer)
             grpc_receiver.log_writer = log_writer
+        if isinstance(store, MetricStore):
+            sample_writer = sample_batch_writer(store)
+            metrics.watch_writer(sample_writer, "samples")
+            collection = Collection(collecting, sample_writer.submit, store.write_metadata)
+            metrics.watch_collection(collection.scheduler, store)
+            set_scheduler(main_app, collection.scheduler)
+            background.append(asyncio.create_task(collection.run()))
         logger.info("ready: store %s open", redact_store_url(settings.store))
         if settings.retention > 0 and isinstance(store, SqlSpanStore):
             background.append(asyncio.create_task(retention_loop(store, RETENTION_EVERY_SECONDS)))
@@ -269,7 +289,10 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
     finally:
         for task in background:
             task.cancel()
-        code = await _shutdown(uvicorns, tasks, grpc_server, writer, log_writer, store)
+        # Collection stops before the writers flush, so nothing is submitted after.
+        await asyncio.gather(*background, return_exceptions=True)
+        writers = (("spans", writer), ("log records", log_writer), ("samples", sample_writer))
+        code = await _shutdown(uvicorns, tasks, grpc_server, writers, store)
         _remove_signals(loop)
     return code
 
@@ -278,8 +301,7 @@ async def _shutdown(
     uvicorns: list[_UvicornServer],
     tasks: list[asyncio.Task[None]],
     grpc_server: Any,
-    writer: BatchWriter | None,
-    log_writer: BatchWriter | None,
+    writers: Sequence[tuple[str, BatchWriter | None]],
     store: SpanStore | None,
 ) -> int:
     """Stop in the order the module docstring gives; returns the exit code."""
@@ -290,7 +312,7 @@ async def _shutdown(
     for result in results:
         if isinstance(result, BaseException):
             logger.error("a server stopped with an error", exc_info=result)
-    for what, pending in (("spans", writer), ("log records", log_writer)):
+    for what, pending in writers:
         if pending is None:
             continue
         logger.info("writing %d pending %s", pending.pending_rows, what)

@@ -96,7 +96,7 @@ def test_scrape_labels_samples_and_adds_synthetic_series(scheduler, store, clock
     health = scheduler.scrape_once(target(fake))
     assert health.health == "up" and health.samples == 2
     # honor_labels false: the scraped job is kept as exported_job.
-    (labels, pts), = points(store, "fake_requests_total").items()
+    ((labels, pts),) = points(store, "fake_requests_total").items()
     assert dict(labels) == {
         "job": "j",
         "exported_job": "inner",
@@ -117,7 +117,7 @@ def test_honor_labels_keeps_scraped_values(scheduler, store) -> None:
     fake = FakeCollector()
     fake.families = [gauge("g", 1, job="inner")]
     scheduler.scrape_once(target(fake, honor_labels=True))
-    (labels, _), = points(store, "g").items()
+    ((labels, _),) = points(store, "g").items()
     assert dict(labels)["job"] == "inner" and "exported_job" not in dict(labels)
 
 
@@ -212,7 +212,7 @@ def test_rediscovered_target_keeps_its_collector(scheduler) -> None:
     first, second = FakeCollector(), FakeCollector()
     scheduler.set_targets([target(first)])
     scheduler.set_targets([target(second)])
-    (kept, _), = scheduler.targets()
+    ((kept, _),) = scheduler.targets()
     assert kept.collector is first
 
 

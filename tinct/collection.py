@@ -1,0 +1,82 @@
+"""Collection inside ``tinct up``: config → targets → scheduler → store.
+
+Reads the collection parts of the config file (``global``,
+``scrape_configs``, ``collectors``; see :mod:`tinct.collectors.config`),
+discovers targets again every ``refresh_seconds`` (``file_sd_configs`` files
+change under a running Prometheus too), and runs the
+:class:`~tinct.collectors.scheduler.Scheduler` feeding a sample batch writer.
+Without a config file tinct collects its own host, so a fresh ``tinct up``
+shows the infrastructure layer at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from tinct.collectors.config import (
+    CollectionConfig,
+    discover_targets,
+    load_collection_config,
+    parse_collection_config,
+)
+from tinct.collectors.scheduler import MetadataSink, SampleSink, Scheduler
+
+__all__ = ["Collection", "collection_config", "REFRESH_SECONDS"]
+
+logger = logging.getLogger(__name__)
+
+# How often targets are discovered again (file_sd files re-read).
+REFRESH_SECONDS = 30.0
+
+
+def collection_config(path: Path | None) -> CollectionConfig:
+    """The config file's collection settings; the host alone without a file.
+
+    Raises:
+        ConfigError: the file's collection sections are invalid.
+    """
+    if path is None:
+        return parse_collection_config({"collectors": {"host": {"enabled": True}}})
+    return load_collection_config(path)
+
+
+class Collection:
+    """The scheduler and its target refresh, as one background job.
+
+    Args:
+        config: what to collect.
+        sink: where sample batches go (a sample BatchWriter's ``submit``).
+        metadata_sink: where family metadata goes (the store's ``write_metadata``).
+        refresh_seconds: how often targets are discovered again.
+    """
+
+    def __init__(
+        self,
+        config: CollectionConfig,
+        sink: SampleSink,
+        metadata_sink: MetadataSink | None = None,
+        *,
+        refresh_seconds: float = REFRESH_SECONDS,
+    ) -> None:
+        self.config = config
+        self.scheduler = Scheduler(sink, metadata_sink)
+        self._refresh_seconds = refresh_seconds
+
+    async def run(self) -> None:
+        """Discover targets, then scrape them until cancelled; never raises
+        for a failed discovery (the previous targets stay)."""
+        runner = asyncio.create_task(self.scheduler.run())
+        try:
+            while True:
+                try:
+                    targets = await asyncio.to_thread(discover_targets, self.config)
+                    self.scheduler.set_targets(targets)
+                except Exception:
+                    logger.exception("discovering collection targets failed; keeping the last")
+                await asyncio.sleep(self._refresh_seconds)
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            self.scheduler.close()
