@@ -51,9 +51,7 @@ def exposition(series: int, seed: int = 5) -> str:
         lines.append(f"# TYPE {name} {kind}")
         for i in range(per_family):
             value = rng.random() * 1e6
-            lines.append(
-                f'{name}{{device="sd{i % 8}",mode="m{i % 5}",cpu="{i}"}} {value:.6g}'
-            )
+            lines.append(f'{name}{{device="sd{i % 8}",mode="m{i % 5}",cpu="{i}"}} {value:.6g}')
     return "\n".join(lines) + "\n"
 
 

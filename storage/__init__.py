@@ -35,8 +35,8 @@ from tinct.storage.factory import (
 )
 from tinct.storage.logs import log_batch_writer
 from tinct.storage.memory import InMemorySpanStore
-from tinct.storage.metric_batches import sample_batch_writer
 from tinct.storage.memory_metrics import InMemoryMetricStore
+from tinct.storage.metric_batches import sample_batch_writer
 from tinct.storage.schema import Capabilities
 from tinct.storage.sqlstore import SqlSpanStore
 from tinct.storage.writer import BatchWriter, QueueFullError

@@ -33,7 +33,7 @@ from tinct.storage.metric_batches import (
     sample_days,
 )
 from tinct.storage.schema import SchemaTarget
-from tinct.storage.sql import Sql, SqlBuilder, SqlRunner
+from tinct.storage.sql import SqlBuilder, SqlRunner
 
 __all__ = [
     "write_samples",
@@ -242,9 +242,12 @@ def read_samples(
     if result.num_rows == 0:
         return SAMPLE_READ_SCHEMA.empty_table()
     return pa.table(
-        [result.column(name).cast(field.type) for name, field in zip(
-            ("fingerprint", "timestamp_ms", "value"), SAMPLE_READ_SCHEMA, strict=True
-        )],
+        [
+            result.column(name).cast(field.type)
+            for name, field in zip(
+                ("fingerprint", "timestamp_ms", "value"), SAMPLE_READ_SCHEMA, strict=True
+            )
+        ],
         schema=SAMPLE_READ_SCHEMA,
     )
 

@@ -316,9 +316,7 @@ class SqlSpanStore:
         self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
     ) -> list[str]:
         """Non-empty values of label ``name`` over matching series, sorted."""
-        return metric_sql.label_values(
-            self._backend, self.target, name, matchers, start_ms, end_ms
-        )
+        return metric_sql.label_values(self._backend, self.target, name, matchers, start_ms, end_ms)
 
     def metadata(self, metric: str | None = None) -> list[MetricMetadata]:
         """Recorded metric metadata, sorted by metric."""

@@ -16,13 +16,7 @@ from tinct.standard import Catalog, Layer, MetricSpec, MetricType
 
 __all__ = ["CATALOG", "SPECS"]
 
-C, G, H, I, U = (
-    MetricType.COUNTER,
-    MetricType.GAUGE,
-    MetricType.HISTOGRAM,
-    MetricType.INFO,
-    MetricType.UNKNOWN,
-)
+C, G, U = MetricType.COUNTER, MetricType.GAUGE, MetricType.UNKNOWN
 INFRA, COMP = Layer.INFRASTRUCTURE, Layer.COMPONENT
 
 
@@ -36,9 +30,7 @@ def _otel(
     return MetricSpec(family, type_, prometheus_unit(unit, gauge=gauge), help_, layer, labels)
 
 
-def _comp(
-    name: str, type_: MetricType, help_: str, *labels: str, unit: str = ""
-) -> MetricSpec:
+def _comp(name: str, type_: MetricType, help_: str, *labels: str, unit: str = "") -> MetricSpec:
     """A component family under its standard exporter's name."""
     return MetricSpec(name, type_, unit, help_, COMP, labels)
 
@@ -47,9 +39,7 @@ def _comp(
 # target's layer (and none when the target's config gives none).
 SCRAPE = (
     MetricSpec("up", G, "", "1 if the last collection succeeded, else 0.", None),
-    MetricSpec(
-        "scrape_duration_seconds", G, "seconds", "Duration of the last collection.", None
-    ),
+    MetricSpec("scrape_duration_seconds", G, "seconds", "Duration of the last collection.", None),
     MetricSpec("scrape_samples_scraped", G, "", "Samples the target exposed.", None),
     MetricSpec(
         "scrape_samples_post_metric_relabeling",
@@ -63,7 +53,9 @@ SCRAPE = (
 
 # --- infrastructure: the host (OpenTelemetry system metrics) -----------------
 HOST = (
-    _otel("system.cpu.time", "s", C, "Seconds each logical CPU spent in each mode.", "cpu", "state"),
+    _otel(
+        "system.cpu.time", "s", C, "Seconds each logical CPU spent in each mode.", "cpu", "state"
+    ),
     _otel("system.cpu.utilization", "1", G, "CPU busy share per logical CPU.", "cpu", "state"),
     _otel("system.cpu.logical.count", "{cpu}", G, "Logical CPUs."),
     _otel("system.cpu.load_average.1m", "{thread}", G, "Load average over 1 minute."),
@@ -77,7 +69,14 @@ HOST = (
     _otel("system.paging.operations", "{operation}", C, "Pages swapped.", "direction"),
     _otel("system.disk.io", "By", C, "Disk bytes read and written.", "device", "direction"),
     _otel("system.disk.operations", "{operation}", C, "Disk operations.", "device", "direction"),
-    _otel("system.disk.operation_time", "s", C, "Time spent in disk operations.", "device", "direction"),
+    _otel(
+        "system.disk.operation_time",
+        "s",
+        C,
+        "Time spent in disk operations.",
+        "device",
+        "direction",
+    ),
     _otel("system.disk.io_time", "s", C, "Time the disk was busy.", "device"),
     _otel(
         "system.filesystem.usage",
@@ -103,7 +102,12 @@ HOST = (
     _otel("system.network.errors", "{error}", C, "Network errors.", "device", "direction"),
     _otel("system.network.dropped", "{packet}", C, "Dropped packets.", "device", "direction"),
     _otel(
-        "system.network.connections", "{connection}", G, "Connections per state.", "protocol", "state"
+        "system.network.connections",
+        "{connection}",
+        G,
+        "Connections per state.",
+        "protocol",
+        "state",
     ),
     _otel("system.process.count", "{process}", G, "Processes per status.", "status"),
     _otel("system.process.created", "{process}", C, "Processes created."),

@@ -2,8 +2,9 @@
 
 Reads the collection parts of the config file (``global``,
 ``scrape_configs``, ``collectors``; see :mod:`tinct.collectors.config`),
-discovers targets again every ``refresh_seconds`` (``file_sd_configs`` files
-change under a running Prometheus too), and runs the
+discovers targets again every 30 s or the shortest file_sd
+``refresh_interval`` (``file_sd_configs`` files change under a running
+Prometheus too), and runs the
 :class:`~tinct.collectors.scheduler.Scheduler` feeding a sample batch writer.
 Without a config file tinct collects its own host, so a fresh ``tinct up``
 shows the infrastructure layer at once.
@@ -49,7 +50,8 @@ class Collection:
         config: what to collect.
         sink: where sample batches go (a sample BatchWriter's ``submit``).
         metadata_sink: where family metadata goes (the store's ``write_metadata``).
-        refresh_seconds: how often targets are discovered again.
+        refresh_seconds: how often targets are discovered again at most;
+            sooner when a ``file_sd_configs`` ``refresh_interval`` asks for it.
     """
 
     def __init__(
@@ -62,7 +64,8 @@ class Collection:
     ) -> None:
         self.config = config
         self.scheduler = Scheduler(sink, metadata_sink)
-        self._refresh_seconds = refresh_seconds
+        asked = config.refresh_interval
+        self._refresh_seconds = min(refresh_seconds, asked) if asked else refresh_seconds
 
     async def run(self) -> None:
         """Discover targets, then scrape them until cancelled; never raises

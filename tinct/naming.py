@@ -83,7 +83,9 @@ def prometheus_unit(unit: str, *, gauge: bool = False) -> str:
     return _clean(words)
 
 
-def prometheus_name(name: str, unit: str = "", *, counter: bool = False, gauge: bool = False) -> str:
+def prometheus_name(
+    name: str, unit: str = "", *, counter: bool = False, gauge: bool = False
+) -> str:
     """The Prometheus name of an OpenTelemetry metric.
 
     Args:

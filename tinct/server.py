@@ -15,10 +15,10 @@ their own SIGINT/SIGTERM handlers and re-raise the signal when they stop, so
 :class:`_UvicornServer` captures none; tinct installs one handler on the loop.
 The first SIGTERM or SIGINT starts a graceful stop, in this order: stop
 accepting and let in-flight HTTP requests finish (uvicorn's shutdown) while
-gRPC finishes in-flight calls (``server.stop(grace)``), then
-collection stops, ``writer.close()`` writes every accepted span (and the log
-and sample writers every accepted log record and sample), then the store closes and the process exits 0. A
-second signal cuts the request draining short (spans and log records
+gRPC finishes in-flight calls (``server.stop(grace)``), then collection
+stops, ``writer.close()`` writes every accepted span (and the log and sample
+writers every accepted log record and sample), then the store closes and the
+process exits 0. A second signal cuts the request draining short (spans and log records
 already accepted are still flushed).
 """
 

@@ -35,7 +35,7 @@ __all__ = [
 LAYER_LABEL = "layer"
 
 
-class Layer(str, enum.Enum):
+class Layer(enum.StrEnum):
     """Where in an application a metric is observed, from the bottom up."""
 
     INFRASTRUCTURE = "infrastructure"
@@ -45,7 +45,7 @@ class Layer(str, enum.Enum):
     USER = "user"
 
 
-class MetricType(str, enum.Enum):
+class MetricType(enum.StrEnum):
     """Prometheus / OpenMetrics metric family types."""
 
     COUNTER = "counter"

@@ -163,6 +163,14 @@ def test_demo_runs_six_traced_services_with_dyes_and_faults(demo: Demo) -> None:
     topology = demo.workdir / "topology.yaml"
     assert topology.exists() and (demo.workdir / "targets.yaml").exists()
 
+    def components_up() -> dict[str, str]:
+        body = httpx.get(demo.main + "/api/v1/targets", timeout=10).json()
+        health = {t["scrapePool"]: t["health"] for t in body["data"]["activeTargets"]}
+        return health if health.get("demo-redis") == "up" and health.get("host") == "up" else {}
+
+    # The demo's own tinct up collects the host and the components it started.
+    assert _eventually(demo, components_up, timeout=45), demo.output()
+
     services = _eventually(demo, lambda: set(SERVICE_NAMES) <= set(_jaeger(demo, "/api/services")))
     assert services, f"{_jaeger(demo, '/api/services')}\n{demo.output()}"
 

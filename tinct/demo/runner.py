@@ -38,7 +38,13 @@ from tinct.demo.processes import (
     start_redis,
     wait_for_port,
 )
-from tinct.demo.topology import SERVICES, DemoTopology, write_topology
+from tinct.demo.topology import (
+    SERVICES,
+    DemoTopology,
+    write_collection_config,
+    write_component_targets,
+    write_topology,
+)
 
 __all__ = ["DemoError", "DemoOptions", "run_demo"]
 
@@ -125,7 +131,11 @@ class _Demo:
         if o.with_server:
             logs = o.workdir / "logs"
             echo = lambda line: print(f"[tinct up] {line}", file=sys.stderr, flush=True)  # noqa: E731
-            self.tinct = TinctUp(["--data", str(o.data), *o.up_args], logs / "tinct-up.log", echo)
+            args = ["--data", str(o.data), *o.up_args]
+            if not any(a == "--config" or a.startswith("--config=") for a in o.up_args):
+                # Collect the host and the demo's components (once they run).
+                args += ["--config", str(write_collection_config(o.workdir))]
+            self.tinct = TinctUp(args, logs / "tinct-up.log", echo)
             try:
                 self.tinct.wait_ready(120)
             except (RuntimeError, TimeoutError) as exc:
@@ -261,6 +271,7 @@ class _Demo:
             topo.postgres_address = urlsplit(self.postgres_url).netloc.rpartition("@")[2]
         self.start_services(topo)
         topology, targets = write_topology(topo)
+        write_component_targets(topo)
 
         faults = FaultSchedule(faults.faults, time.time(), o.speed)
         faults.write(faults_file)

@@ -4,20 +4,30 @@ Six services call each other over loopback HTTP; four keep tables in SQLite,
 two cache in Redis. :data:`SERVICES` is the static call graph the topology
 views will show beside the dynamic one drawn from traces. The demo writes it
 as ``topology.yaml`` (services, components, declared dependencies) and its
-components as Prometheus-style ``scrape_configs`` in ``targets.yaml`` in its
-working directory, for the topology and component-metrics collectors to pick
-up; nothing reads them yet.
+components as tinct's ``collectors`` section in ``targets.yaml`` in its working
+directory. With ``--with-server`` the demo's own ``tinct up`` collects the
+host and those components (``tinct.yaml`` here, through file_sd files filled
+as the components start).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["DemoTopology", "Service", "SERVICES", "SERVICE_NAMES", "write_topology"]
+__all__ = [
+    "DemoTopology",
+    "Service",
+    "SERVICES",
+    "SERVICE_NAMES",
+    "write_topology",
+    "write_collection_config",
+    "write_component_targets",
+]
 
 
 @dataclass(frozen=True)
@@ -125,45 +135,73 @@ def _topology(topo: DemoTopology) -> dict[str, Any]:
     }
 
 
-def _targets(topo: DemoTopology) -> dict[str, Any]:
-    # Prometheus's scrape_config layout (a tinct config section carries it as
-    # is); `layer` says which layer the series belong to (DESIGN.md, "Layers").
-    configs: list[dict[str, Any]] = []
+def _components(topo: DemoTopology) -> list[dict[str, Any]]:
+    """The demo's components as entries of tinct's ``collectors.components``."""
+    found: list[dict[str, Any]] = []
     if topo.redis_port is not None:
-        configs.append(
+        found.append(
             {
+                "type": "redis",
                 "job_name": "demo-redis",
-                "static_configs": [
-                    {
-                        "targets": [f"127.0.0.1:{topo.redis_port}"],
-                        "labels": {"layer": "component", "component": "redis"},
-                    }
-                ],
+                "static_configs": [{"targets": [f"127.0.0.1:{topo.redis_port}"]}],
             }
         )
     if topo.postgres_address is not None:
-        configs.append(
+        found.append(
             {
+                "type": "postgresql",
                 "job_name": "demo-postgresql",
-                "static_configs": [
-                    {
-                        "targets": [topo.postgres_address],
-                        "labels": {"layer": "component", "component": "postgresql"},
-                    }
-                ],
+                "options": {"user": "postgres", "dbname": "postgres"},
+                "static_configs": [{"targets": [topo.postgres_address]}],
             }
         )
-    else:
-        sqlite = [
+    # SQLite files are not servers: nothing to collect (the topology lists them).
+    return found
+
+
+def _targets(topo: DemoTopology) -> dict[str, Any]:
+    # tinct's own collectors section: `tinct up --config targets.yaml` collects them.
+    return {"collectors": {"host": {"scrape_interval": "15s"}, "components": _components(topo)}}
+
+
+def write_collection_config(workdir: Path) -> Path:
+    """``tinct.yaml`` for the demo's own ``tinct up``: the host, and the
+    components from file_sd files that :func:`write_component_targets` fills
+    once they run (tinct re-reads them every 5 s)."""
+    targets = workdir / "targets"
+    targets.mkdir(parents=True, exist_ok=True)
+    components = []
+    for kind, options in (("redis", {}), ("postgresql", {"user": "postgres"})):
+        listing = targets / f"{kind}.json"
+        if not listing.exists():
+            listing.write_text("[]\n")
+        components.append(
             {
-                "targets": [str(topo.sqlite_path(s.name))],
-                "labels": {"layer": "component", "component": "sqlite", "service": s.name},
+                "type": kind,
+                "job_name": f"demo-{kind}",
+                "scrape_interval": "5s",
+                "options": options,
+                "file_sd_configs": [{"files": [str(listing)], "refresh_interval": "5s"}],
             }
-            for s in SERVICES
-            if s.sqlite
-        ]
-        configs.append({"job_name": "demo-sqlite", "static_configs": sqlite})
-    return {"scrape_configs": configs}
+        )
+    config = workdir / "tinct.yaml"
+    body = {"collectors": {"host": {"scrape_interval": "15s"}, "components": components}}
+    config.write_text(
+        "# Written by `tinct demo` for its own `tinct up`.\n"
+        + yaml.safe_dump(body, sort_keys=False)
+    )
+    return config
+
+
+def write_component_targets(topo: DemoTopology) -> None:
+    """Fill the file_sd files of :func:`write_collection_config`."""
+    targets = topo.workdir / "targets"
+    targets.mkdir(parents=True, exist_ok=True)
+    for entry in _components(topo):
+        listing = targets / f"{entry['type']}.json"
+        tmp = listing.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entry["static_configs"]) + "\n")
+        tmp.replace(listing)  # atomic: tinct never reads half a file
 
 
 def write_topology(topo: DemoTopology) -> tuple[Path, Path]:
