@@ -84,6 +84,7 @@ bench: install-test debs
 	$(PY) -m bench.spans
 	$(PY) -m bench.red
 	$(PY) -m bench.ingest
+	$(PY) -m bench.scrape
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache

@@ -23,13 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import Metric
 
-from tinct.errors import TinctError
+from tinct.errors import CollectError
 
 __all__ = ["Collector", "CollectError", "Target", "target_key"]
-
-
-class CollectError(TinctError):
-    """A collector could not measure (server down, timeout, bad response)."""
 
 
 @runtime_checkable

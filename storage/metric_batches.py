@@ -78,7 +78,8 @@ def normalize_samples(batch: pa.Table) -> pa.Table:
 
 def sample_days(table: pa.Table) -> np.ndarray:
     """UTC day number of each sample (floor division, so pre-1970 works)."""
-    return np.floor_divide(table.column("timestamp_ms").to_numpy(), DAY_MS)
+    days: np.ndarray = np.floor_divide(table.column("timestamp_ms").to_numpy(), DAY_MS)
+    return days
 
 
 class SeriesLimit:

@@ -4,6 +4,7 @@
     ├── ConfigError          bad flag, environment variable or config file value
     ├── StorageError         the store failed (backend exceptions re-raised from)
     │   └── SchemaError      the schema can't be created or migrated on this server
+    ├── CollectError         a collector could not measure (target down, timeout)
     └── DecodeError          a request body can't be decoded at all (HTTP 400)
         ├── TooLargeError    body over the limit, compressed or not (HTTP 413)
         └── UnsupportedMediaError  content type not accepted (HTTP 415)
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "StorageError",
     "SchemaError",
+    "CollectError",
     "DecodeError",
     "TooLargeError",
     "UnsupportedMediaError",
@@ -51,3 +53,11 @@ class TooLargeError(DecodeError):
 
 class UnsupportedMediaError(DecodeError):
     """A request's content type is not one the endpoint accepts."""
+
+
+class CollectError(TinctError):
+    """A collector could not measure: server down, timeout, bad response.
+
+    The scheduler turns it into ``up`` 0 for that target; it never crashes
+    anything else.
+    """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pytest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -61,7 +61,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def scheduler(store: InMemoryMetricStore, clock: Clock) -> Scheduler:
+def scheduler(store: InMemoryMetricStore, clock: Clock) -> Iterator[Scheduler]:
     sched = Scheduler(store.write_samples, store.write_metadata, clock=clock)
     yield sched
     sched.close()
