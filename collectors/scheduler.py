@@ -70,6 +70,7 @@ class _TargetState:
     target: Target
     health: TargetHealth = field(default_factory=TargetHealth)
     previous: dict[int, SeriesRef] = field(default_factory=dict)  # to stale-mark later
+    exposed: set[int] = field(default_factory=set)  # every series of the last scrape
     series_cache: dict[tuple[Any, ...], SeriesRef | None] = field(default_factory=dict)
     metadata: dict[str, MetricMetadata] = field(default_factory=dict)
     builder: SampleBuilder = field(default_factory=lambda: SampleBuilder(max_cached=200_000))
@@ -190,13 +191,18 @@ class Scheduler:
         builder = state.builder
         scraped = post = 0
         seen: dict[int, SeriesRef] = {}  # series to stale-mark when they go away
+        explicit: set[int] = set()  # series with exposed timestamps (never stale-marked)
         if not error:
-            scraped, post, error = self._add_samples(state, families, ts_ms, seen)
+            scraped, post, error = self._add_samples(state, families, ts_ms, seen, explicit)
         if error:
             builder.take()  # Prometheus stores nothing of a failed scrape
             seen = {}
+            explicit = set()
             scraped = post = 0
-        added = sum(1 for fp in seen if fp not in state.previous)
+        # Prometheus counts every series new to its cache, timestamped ones too.
+        current = set(seen) | explicit
+        added = len(current - state.exposed)
+        state.exposed = current
         base = target.labels
         up_metric = getattr(target.collector, "up_metric", None)
         down_up = builder.series(_with_name(base, up_metric)) if error and up_metric else None
@@ -239,6 +245,7 @@ class Scheduler:
         families: Iterable[Metric],
         ts_ms: int,
         seen: dict[int, SeriesRef],
+        explicit: set[int],
     ) -> tuple[int, int, str]:
         """Label, relabel and queue the samples.
 
@@ -254,7 +261,6 @@ class Scheduler:
         relabel = _relabeller(target.metric_relabel_configs)
         honor_timestamps = target.honor_timestamps
         scraped = 0
-        explicit: set[int] = set()
         for family in families:
             for sample in family.samples:
                 scraped += 1
@@ -292,10 +298,10 @@ class Scheduler:
         if self._metadata_sink is None:
             return
         changed = []
+        as_exposed = getattr(state.target.collector, "exposes_family_names", False)
         for family in families:
-            meta = MetricMetadata(
-                _metadata_name(family), family.type, family.documentation, family.unit
-            )
+            name = family.name if as_exposed else _metadata_name(family)
+            meta = MetricMetadata(name, family.type, family.documentation, family.unit)
             if state.metadata.get(meta.metric) != meta:
                 state.metadata[meta.metric] = meta
                 changed.append(meta)
@@ -432,14 +438,18 @@ def _relabeller(configs: Sequence[Any]) -> Callable[[dict[str, str]], dict[str, 
 
 
 def _timestamp_ms(ts: Any) -> int:
-    """prometheus_client gives float seconds (text) or a Timestamp (OpenMetrics)."""
+    """Milliseconds as Prometheus computes them: ``int64(float64(ts) * 1000)``
+    (openmetricsparse.go), truncating. prometheus_client gives float seconds
+    or, for OpenMetrics, a Timestamp (sec, nsec)."""
     if hasattr(ts, "sec"):
-        return int(ts.sec) * 1000 + int(ts.nsec) // 1_000_000
-    return int(round(float(ts) * 1000))
+        # The decimal as written, parsed to the nearest float64 as Go does.
+        return int(float(f"{int(ts.sec)}.{int(ts.nsec):09d}") * 1000)
+    return int(float(ts) * 1000)
 
 
 def _metadata_name(family: Metric) -> str:
-    """The family name Prometheus's metadata API reports.
+    """The family name Prometheus's metadata API would report for a built-in
+    collector's family, were it exposed in the text format.
 
     prometheus_client drops ``_total`` from a counter family's name; the text
     format's ``# TYPE`` line (which Prometheus reports) carries it.
