@@ -84,3 +84,19 @@ def test_sample_names_by_type() -> None:
     hist = MetricSpec("d_seconds", MetricType.HISTOGRAM, "seconds", "d", Layer.SERVICE)
     assert set(hist.sample_names()) >= {"d_seconds_bucket", "d_seconds_sum", "d_seconds_count"}
     assert Catalog([hist]).for_sample("d_seconds_bucket") is hist
+
+
+def test_self_metrics_export_collection_failures_and_dropped_series() -> None:
+    from tinct.selfmetrics import SelfMetrics
+
+    class Scheduler:
+        errors = {("redis", "127.0.0.1:6379"): 3}
+
+    class Store:
+        dropped_series = {"http_requests_total": 12}
+
+    metrics = SelfMetrics(process_collectors=False)
+    metrics.watch_collection(Scheduler(), Store())
+    text = metrics.exposition()[0].decode()
+    assert 'tinct_collect_failures_total{instance="127.0.0.1:6379",job="redis"} 3.0' in text
+    assert 'tinct_metric_series_dropped_total{metric="http_requests_total"} 12.0' in text
