@@ -24,8 +24,13 @@ and #relabel_config:
 Components get ``layer="component"`` and ``component="<type>"`` (unless their
 labels set them) and are measured by their component collector at the final
 ``__address__``; the host gets ``job``, ``instance`` and ``host`` (the host
-name) and ``layer="infrastructure"``. Targets with the same labels and URL
-(address, for components) in one job are collected once.
+name) and ``layer="infrastructure"``. Probes get ``layer="user"``; their
+final ``__address__`` is the URL probed (and the default ``instance``), by an
+:class:`~tinct.collectors.probe.HttpProbe` given the scrape timeout less
+blackbox_exporter's timeout offset, so that a failed probe is reported before
+the scrape times out; a target that is not an http(s) URL is skipped with a
+warning. Targets with the same labels and URL (address, for components) in
+one job are collected once.
 """
 
 from __future__ import annotations
@@ -65,24 +70,28 @@ def discover_targets(config: CollectionConfig) -> list[Target]:
         targets.extend(_pool_targets(scrape, None))
     for component in config.components:
         targets.extend(_pool_targets(component, component.type))
+    for probe in config.probes:
+        targets.extend(_pool_targets(probe, None, probe=True))
     if config.host.enabled:
         targets.append(_host_target(config.host))
     return targets
 
 
-def _pool_targets(config: ScrapeConfig, component: str | None) -> list[Target]:
+def _pool_targets(
+    config: ScrapeConfig, component: str | None, *, probe: bool = False
+) -> list[Target]:
     groups: list[TargetGroup] = list(config.static_configs)
     for file_sd in config.file_sd_configs:
         groups.extend(file_sd.target_groups())
     headers = {}
-    if component is None:
+    if component is None and not probe:
         headers = auth_headers(config.basic_auth, config.authorization, config.job_name)
     seen: set[tuple[object, ...]] = set()
     targets = []
     for group in groups:
         for address in group.targets:
-            discovered = _discovered_labels(config, group, address, component)
-            built = _relabelled(config, discovered, component)
+            discovered = _discovered_labels(config, group, address, component, probe)
+            built = _relabelled(config, discovered, component, probe)
             if built is None:
                 continue
             labels, address, url, interval, timeout = built
@@ -90,7 +99,7 @@ def _pool_targets(config: ScrapeConfig, component: str | None) -> list[Target]:
             if key in seen:
                 continue
             seen.add(key)
-            collector = _collector(config, component, url, address, timeout, headers)
+            collector = _collector(config, component, url, address, timeout, headers, probe)
             if collector is None:
                 continue
             targets.append(
@@ -112,7 +121,7 @@ def _pool_targets(config: ScrapeConfig, component: str | None) -> list[Target]:
 
 
 def _discovered_labels(
-    config: ScrapeConfig, group: TargetGroup, address: str, component: str | None
+    config: ScrapeConfig, group: TargetGroup, address: str, component: str | None, probe: bool
 ) -> dict[str, str]:
     # Target labels win over group labels, which win over the scrape
     # config's (PopulateDiscoveredLabels).
@@ -122,7 +131,9 @@ def _discovered_labels(
         "__scrape_interval__": format_duration(config.scrape_interval),
         "__scrape_timeout__": format_duration(config.scrape_timeout),
     }
-    if component is None:
+    if probe:
+        defaults["layer"] = "user"
+    elif component is None:
         defaults["__metrics_path__"] = config.metrics_path
         defaults["__scheme__"] = config.scheme
         for name, values in config.params.items():
@@ -138,7 +149,7 @@ def _discovered_labels(
 
 
 def _relabelled(
-    config: ScrapeConfig, discovered: dict[str, str], component: str | None
+    config: ScrapeConfig, discovered: dict[str, str], component: str | None, probe: bool
 ) -> tuple[dict[str, str], str, str, float, float] | None:
     """(labels, address, url, interval, timeout), or None when not collected."""
     job = config.job_name
@@ -149,7 +160,7 @@ def _relabelled(
     if not address:
         logger.warning("job %s: target %s has no __address__ after relabelling", job, discovered)
         return None
-    if component is None and "/" in address:
+    if component is None and not probe and "/" in address:
         logger.warning("job %s: %r is not a valid host:port address, skipped", job, address)
         return None
     try:
@@ -173,7 +184,12 @@ def _relabelled(
     for name in [n for n in labels if n.startswith("__meta_")]:
         del labels[name]
     labels.setdefault("instance", address)
-    url = _scrape_url(config, labels, address) if component is None else ""
+    if probe:
+        url = address if "://" in address else f"http://{address}"  # as blackbox_exporter
+    elif component is None:
+        url = _scrape_url(config, labels, address)
+    else:
+        url = ""
     public = {name: value for name, value in labels.items() if not name.startswith("__")}
     return public, address, url, interval, timeout
 
@@ -205,7 +221,18 @@ def _collector(
     address: str,
     timeout: float,
     headers: dict[str, str],
+    probe: bool,
 ) -> Collector | None:
+    if probe:
+        from tinct.collectors.probe import TIMEOUT_OFFSET, HttpProbe
+
+        # blackbox_exporter's --timeout-offset; a timeout under a second is halved instead.
+        budget = max(timeout - TIMEOUT_OFFSET, timeout / 2)
+        try:
+            return HttpProbe(url, timeout=budget, options=getattr(config, "module", None))
+        except ConfigError as exc:  # the module was checked with the config: a bad URL
+            logger.warning("job %s: target skipped: %s", config.job_name, exc)
+            return None
     if component is None:
         from tinct.collectors.scrape import HttpCollector
 

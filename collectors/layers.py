@@ -31,10 +31,12 @@ zero, which PromQL's ``rate()`` reads as a counter reset.
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,12 +48,16 @@ from tinct.standard import LAYER_LABEL, Layer
 __all__ = [
     "MeterLayers",
     "SpanLayers",
+    "MeteredSink",
+    "ObservedSpanSink",
     "status_class",
     "SERVICE_DURATION",
     "INTERFACE_DURATION",
     "USER_DURATION",
     "RED_SOURCE",
 ]
+
+logger = logging.getLogger(__name__)
 
 RED_SOURCE = "http_server_request_duration_seconds"
 SERVICE_DURATION = "service_request_duration_seconds"
@@ -123,7 +129,7 @@ class MeterLayers:
                     "status_class": status_class(
                         labels.get("http_response_status_code"), labels.get("error_type")
                     ),
-                    "le": labels.get("le", ""),
+                    "le": _normal_le(labels.get("le", "")),
                 }
                 for key in (
                     _labels(SERVICE_DURATION + suffix, {**common, LAYER_LABEL: "service"}),
@@ -310,6 +316,53 @@ class SpanLayers:
         return self._builder.take()
 
 
+def _normal_le(text: str) -> str:
+    """``le`` as Prometheus 3 normalizes it (OTLP writes "1", scrapes "1.0")."""
+    if not text:
+        return ""
+    try:
+        return format_openmetrics_float(float(text))
+    except ValueError:
+        return text
+
+
 def _le(bound: float) -> str:
     """A bucket bound as Prometheus 3 writes ``le`` (``0.005``, ``1.0``, ``2.5``)."""
     return format_openmetrics_float(float(bound))
+
+
+class MeteredSink:
+    """A sample sink that also stores the layers derived from RED histograms.
+
+    ``submit`` hands the batch on first (a full queue raises to the receiver,
+    which answers 503), then the derived samples; if those are refused they
+    are recomputed, cumulative, with the next export.
+    """
+
+    def __init__(self, sink: Any, layers: MeterLayers) -> None:
+        self._sink = sink
+        self._layers = layers
+
+    def submit(self, batch: pa.Table) -> None:
+        self._sink.submit(batch)
+        try:
+            derived = self._layers.derive(batch)
+            if derived.num_rows:
+                self._sink.submit(derived)
+        except Exception:
+            logger.exception("deriving the service and interface layers failed")
+
+
+class ObservedSpanSink:
+    """A span sink that also counts server spans into :class:`SpanLayers`."""
+
+    def __init__(self, sink: Any, layers: SpanLayers) -> None:
+        self._sink = sink
+        self._layers = layers
+
+    def submit(self, batch: pa.Table) -> None:
+        self._sink.submit(batch)
+        try:
+            self._layers.observe(batch)
+        except Exception:
+            logger.exception("estimating layers from spans failed")

@@ -36,7 +36,9 @@ from tinct.storage.factory import (
 from tinct.storage.logs import log_batch_writer
 from tinct.storage.memory import InMemorySpanStore
 from tinct.storage.memory_metrics import InMemoryMetricStore
+from tinct.storage.memory_rum import InMemoryRumEventStore
 from tinct.storage.metric_batches import sample_batch_writer
+from tinct.storage.rum import RumEventStore
 from tinct.storage.schema import Capabilities
 from tinct.storage.sqlstore import SqlSpanStore
 from tinct.storage.writer import BatchWriter, QueueFullError
@@ -62,6 +64,8 @@ __all__ = [
     "MetricWriter",
     "InMemoryMetricStore",
     "sample_batch_writer",
+    "RumEventStore",
+    "InMemoryRumEventStore",
     "SqlSpanStore",
     "ChdbSpanStore",
     "ClickHouseSpanStore",

@@ -63,6 +63,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             schema.metric_metadata_table(target),
         ],
     ),
+    Migration(6, "browser error events table", lambda target: [schema.rum_events_table(target)]),
 )
 
 

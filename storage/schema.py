@@ -35,9 +35,11 @@ __all__ = [
     "SERIES",
     "SAMPLES",
     "METRIC_METADATA",
+    "RUM_EVENTS",
     "RETENTION_TABLES",
     "SPAN_COLUMN_TYPES",
     "LOG_COLUMN_TYPES",
+    "RUM_EVENT_COLUMN_TYPES",
     "day_expr",
     "day_of_ms_expr",
     "spans_table",
@@ -49,6 +51,7 @@ __all__ = [
     "series_table",
     "samples_table",
     "metric_metadata_table",
+    "rum_events_table",
     "skip_indexes",
     "ttl_clause",
 ]
@@ -62,8 +65,9 @@ SCHEMA_VERSION = "tinct_schema_version"
 SERIES = "tinct_series"
 SAMPLES = "tinct_samples"
 METRIC_METADATA = "tinct_metric_metadata"
+RUM_EVENTS = "tinct_rum_events"
 # Daily-partitioned tables that retention applies to.
-RETENTION_TABLES = (SPANS, TRACE_INDEX, LOGS, SERIES, SAMPLES)
+RETENTION_TABLES = (SPANS, TRACE_INDEX, LOGS, SERIES, SAMPLES, RUM_EVENTS)
 
 # Dates past 2100-01-01 are folded into that day: Date/DateTime on 18.16 end
 # in 2105/2106 and wrap silently beyond, while start_ns may be near 2**64.
@@ -442,6 +446,39 @@ def metric_metadata_table(target: SchemaTarget) -> str:
         "ORDER BY metric_name",
     ]
     return _create(target, METRIC_METADATA, columns, tail)
+
+
+# The browser error events table's columns (schema version 6), in
+# tinct.storage.rum.RUM_EVENT_SCHEMA order.
+RUM_EVENT_COLUMN_TYPES: dict[str, tuple[str, str]] = {
+    # Sorted within app: deltas are small.
+    "time_ns": ("UInt64", "Delta, " + _ZSTD),
+    "app": ("{lc}", ""),
+    # Paths and user ids are too many for LowCardinality's dictionaries.
+    "page": ("String", _ZSTD),
+    "user_id": ("String", _ZSTD),
+    "kind": ("{lc}", ""),
+    "message": ("String", _ZSTD),
+    "source": ("String", _ZSTD),
+    "line": ("UInt32", ""),
+    "col": ("UInt32", ""),
+    "stack": ("String", _ZSTD),
+    "user_agent": ("String", _ZSTD),
+}
+
+
+def rum_events_table(target: SchemaTarget) -> str:
+    """Browser errors the beacon reports (``POST /api/tinct/rum``), one row each.
+
+    The read is an app's errors over a time window, newest first, so the
+    sort key is ``(app, time_ns)``. The user id is kept here, never in a
+    series label, so one user's errors can be found without a series per
+    user. Daily partitions on the UTC day of ``time_ns``, with retention
+    and TTL like logs.
+    """
+    columns = _typed_columns(target, RUM_EVENT_COLUMN_TYPES)
+    tail = _daily_merge_tree(target, "time_ns", "(app, time_ns)")
+    return _create(target, RUM_EVENTS, columns, tail)
 
 
 def schema_version_table(target: SchemaTarget) -> str:

@@ -23,7 +23,7 @@ from tinct.errors import ConfigError, SchemaError, StorageError
 from tinct.logs import LogQuery, LogRow
 from tinct.metrics import Matcher, MetricMetadata, Series
 from tinct.spans import TraceQuery
-from tinct.storage import dye_rules, logs, metric_sql, queries, schema
+from tinct.storage import dye_rules, logs, metric_sql, queries, rum, schema
 from tinct.storage.base import SpanRow, StoredDyeRule
 from tinct.storage.batches import normalize_batch, operation_rows, to_span_rows, trace_index_rows
 from tinct.storage.metric_batches import SeriesLimit
@@ -47,6 +47,7 @@ _TIMED_TABLES = (
     (schema.LOGS, schema.day_expr("time_ns")),
     (schema.SERIES, "day"),
     (schema.SAMPLES, schema.day_of_ms_expr("timestamp_ms")),
+    (schema.RUM_EVENTS, schema.day_expr("time_ns")),
 )
 _TTL_DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)")
 
@@ -277,6 +278,21 @@ class SqlSpanStore:
     def find_logs(self, query: LogQuery) -> list[LogRow]:
         """The log records ``query`` selects, oldest first."""
         return logs.find_logs(self._backend, self.target, query)
+
+    # -- browser error events -------------------------------------------------------
+
+    def write_rum_events(self, batch: pa.Table) -> None:
+        """Insert a RUM_EVENT_SCHEMA batch (:mod:`tinct.storage.rum`).
+
+        Raises:
+            InvalidBatchError: the batch does not fit RUM_EVENT_SCHEMA.
+            StorageError: the backend failed.
+        """
+        rum.write_rum_events(self._backend, self.target, batch)
+
+    def find_rum_events(self, query: rum.RumEventQuery) -> list[rum.RumEventRow]:
+        """The browser error events ``query`` selects, newest first."""
+        return rum.find_rum_events(self._backend, self.target, query)
 
     # -- metrics ------------------------------------------------------------------
 

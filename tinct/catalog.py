@@ -262,6 +262,134 @@ CLICKHOUSE = (
     _comp("ClickHouseAsyncMetrics_*", G, "system.asynchronous_metrics."),
 )
 
+# --- user: the browser beacon (tinct/rum.js -> POST /api/tinct/rum) ----------------
+# Written by tinct.rum_api as cumulative values it keeps in memory (a restart
+# starts them again from zero, which rate() reads as a counter reset). Labels
+# are the app and the page's path (numeric and UUID segments as ":id", pages
+# past the API's cap as "other"); the user id is never a label.
+BROWSER = (
+    MetricSpec(
+        "browser_page_load_seconds",
+        MetricType.HISTOGRAM,
+        "seconds",
+        "Page load time (navigation start to the end of the load event).",
+        Layer.USER,
+        ("app", "page"),
+    ),
+    MetricSpec(
+        "browser_navigation_timing_seconds",
+        MetricType.HISTOGRAM,
+        "seconds",
+        "Navigation timings: dns, connect, tls (durations), ttfb and dom_content_loaded "
+        "(from navigation start).",
+        Layer.USER,
+        ("app", "page", "timing"),
+    ),
+    MetricSpec(
+        "browser_page_transfer_bytes",
+        MetricType.SUMMARY,
+        "bytes",
+        "Bytes transferred for the page document (header and body).",
+        Layer.USER,
+        ("app", "page"),
+    ),
+    MetricSpec(
+        "browser_errors",
+        C,
+        "",
+        "Errors in pages: js (uncaught), resource (failed to load), promise (unhandled).",
+        Layer.USER,
+        ("app", "page", "kind"),
+    ),
+)
+
+# --- services, interfaces and users: from RED meters and spans (collectors.layers) --
+# Histograms: rate is rate(_count), errors are status_class="5xx", latency is
+# histogram_quantile over _bucket. Span-derived series carry estimated="true".
+SERVICE_LAYER = (
+    MetricSpec(
+        "service_request_duration_seconds",
+        MetricType.HISTOGRAM,
+        "seconds",
+        "Server requests of a service, by status class.",
+        Layer.SERVICE,
+        ("status_class",),
+    ),
+)
+INTERFACE_LAYER = (
+    MetricSpec(
+        "interface_request_duration_seconds",
+        MetricType.HISTOGRAM,
+        "seconds",
+        "Server requests of an interface (route or operation), by method and status class.",
+        Layer.INTERFACE,
+        ("method", "status_class"),
+    ),
+)
+USER_LAYER = (
+    MetricSpec(
+        "user_request_duration_seconds",
+        MetricType.HISTOGRAM,
+        "seconds",
+        "Requests of one user (or other) to a service, estimated from spans.",
+        Layer.USER,
+        ("user", "service", "status_class"),
+    ),
+)
+
+
+# --- user: synthetic probes, blackbox_exporter's http prober (collectors.probe) ----
+# Every family under blackbox_exporter's name and type (all gauges, as it
+# registers them), so its dashboards and alert rules work on probe targets.
+def _probe(name: str, help_: str, *labels: str, unit: str = "") -> MetricSpec:
+    """A probe family: a gauge in the user layer."""
+    return MetricSpec(name, G, unit, help_, Layer.USER, labels)
+
+
+PROBES = (
+    _probe("probe_success", "Displays whether or not the probe was a success"),
+    _probe(
+        "probe_duration_seconds",
+        "Returns how long the probe took to complete in seconds",
+        unit="seconds",
+    ),
+    _probe(
+        "probe_dns_lookup_time_seconds",
+        "Returns the time taken for probe dns lookup in seconds",
+        unit="seconds",
+    ),
+    _probe(
+        "probe_http_duration_seconds",
+        "Duration of http request by phase, summed over all redirects",
+        "phase",
+        unit="seconds",
+    ),
+    _probe("probe_http_status_code", "Response HTTP status code"),
+    _probe("probe_http_content_length", "Length of http content response"),
+    _probe("probe_http_uncompressed_body_length", "Length of uncompressed response body"),
+    _probe("probe_http_version", "Returns the version of HTTP of the probe response"),
+    _probe("probe_http_ssl", "Indicates if SSL was used for the final redirect"),
+    _probe("probe_http_redirects", "The number of redirects"),
+    _probe("probe_failed_due_to_regex", "Indicates if probe failed due to regex"),
+    _probe(
+        "probe_http_last_modified_timestamp_seconds",
+        "Returns the Last-Modified HTTP response header in unixtime",
+        unit="seconds",
+    ),
+    _probe("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime"),
+    _probe(
+        "probe_ssl_last_chain_expiry_timestamp_seconds",
+        "Returns last SSL chain expiry in timestamp",
+        unit="seconds",
+    ),
+    _probe("probe_tls_version_info", "Returns the TLS version used or NaN when unknown", "version"),
+    _probe("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6"),
+    _probe(
+        "probe_ip_addr_hash",
+        "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
+    ),
+)
+
 SPECS: tuple[MetricSpec, ...] = (
     *SCRAPE,
     *HOST,
@@ -271,5 +399,10 @@ SPECS: tuple[MetricSpec, ...] = (
     *NGINX,
     *MEMCACHED,
     *CLICKHOUSE,
+    *SERVICE_LAYER,
+    *INTERFACE_LAYER,
+    *USER_LAYER,
+    *BROWSER,
+    *PROBES,
 )
 CATALOG = Catalog(SPECS)

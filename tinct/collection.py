@@ -22,14 +22,17 @@ from tinct.collectors.config import (
     load_collection_config,
     parse_collection_config,
 )
+from tinct.collectors.layers import SpanLayers
 from tinct.collectors.scheduler import MetadataSink, SampleSink, Scheduler
 
-__all__ = ["Collection", "collection_config", "REFRESH_SECONDS"]
+__all__ = ["Collection", "collection_config", "emit_span_layers", "REFRESH_SECONDS"]
 
 logger = logging.getLogger(__name__)
 
 # How often targets are discovered again (file_sd files re-read).
 REFRESH_SECONDS = 30.0
+# How often the span-estimated layers are written (a scrape interval).
+SPAN_LAYERS_EVERY_SECONDS = 15.0
 
 
 def collection_config(path: Path | None) -> CollectionConfig:
@@ -83,3 +86,25 @@ class Collection:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
             self.scheduler.close()
+
+
+async def emit_span_layers(
+    layers: SpanLayers, sink: SampleSink, every_seconds: float = SPAN_LAYERS_EVERY_SECONDS
+) -> None:
+    """Write the span-estimated series every ``every_seconds`` until cancelled
+    (and once more then); never raises."""
+    try:
+        while True:
+            await asyncio.sleep(every_seconds)
+            _emit(layers, sink)
+    finally:
+        _emit(layers, sink)
+
+
+def _emit(layers: SpanLayers, sink: SampleSink) -> None:
+    try:
+        table = layers.collect()
+        if table.num_rows:
+            sink(table)
+    except Exception:
+        logger.exception("writing the span-estimated layers failed")

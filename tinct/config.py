@@ -24,8 +24,10 @@ Prometheus's layout (other issues add ``global``, ``rule_files``,
       zipkin_port: 9411           # --zipkin-port, TINCT_ZIPKIN_PORT
       admin_token: s3cret         # --admin-token, TINCT_ADMIN_TOKEN
       log_level: info             # --log-level, TINCT_LOG_LEVEL
+    rum:
+      allowed_origins: [https://shop.example]  # --rum-allowed-origins (browser beacon)
 
-Unknown keys inside ``storage`` and ``server`` are errors (a typo should not
+Unknown keys inside ``storage``, ``server`` and ``rum`` are errors (a typo should not
 silently fall back to a default); other top-level sections are left to the
 features that own them. Port 0 asks the OS for a free port.
 """
@@ -76,6 +78,7 @@ class Settings:
     max_series_per_metric: int
     admin_token: str | None
     log_level: str
+    rum_allowed_origins: tuple[str, ...]
 
 
 # Parsers take the raw value (str from flags/env, any YAML scalar from a file)
@@ -132,6 +135,20 @@ def _text(raw: Any) -> str:
     if not isinstance(raw, str | int | float) or isinstance(raw, bool):
         raise ValueError(f"{raw!r} is not a string")
     return str(raw)
+
+
+def _origins(raw: Any) -> tuple[str, ...]:
+    """Comma-separated (flag, environment) or a YAML list of page origins."""
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    found = []
+    for item in items:
+        text = _text(item).strip().rstrip("/")
+        if not text:
+            continue
+        if text != "*" and not re.fullmatch(r"https?://[^/\s]+", text):
+            raise ValueError(f"{text!r} is not an origin (scheme://host[:port] or *)")
+        found.append(text)
+    return tuple(found)
 
 
 def _store_url(raw: Any) -> str:
@@ -225,6 +242,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "admin_token", _text, None, "bearer token required by write APIs", "server", metavar="T"
     ),
     SettingSpec("log_level", _log_level, "info", "log level", "server", metavar="LEVEL"),
+    SettingSpec(
+        "rum_allowed_origins",
+        _origins,
+        (),
+        "page origins the browser beacon accepts reports from (comma-separated; * for any)",
+        "rum",
+        key="allowed_origins",
+        metavar="ORIGINS",
+    ),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS}
 _PORTS = ("port", "otlp_grpc_port", "otlp_http_port", "zipkin_port")
@@ -326,7 +352,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     by_key = {(s.section, s.key or s.name): s.name for s in SETTINGS if s.section}
     values: dict[str, Any] = {}
-    for section in ("storage", "server"):
+    for section in ("storage", "server", "rum"):
         body = doc.get(section)
         if body is None:
             continue

@@ -30,11 +30,12 @@ from tinct import __version__
 from tinct.dye_api import DyeRulesAPI
 from tinct.jaeger_api import JaegerQueryAPI
 from tinct.logs_api import LogsAPI
+from tinct.rum_api import RumAPI
 from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
 from tinct.storage.base import SpanReader
 from tinct.targets_api import TargetsAPI
 
-__all__ = ["create_main_app", "set_store", "set_scheduler", "wsgi_ui"]
+__all__ = ["create_main_app", "set_store", "set_scheduler", "set_sample_sink", "wsgi_ui"]
 
 
 def wsgi_ui(wsgi_app: Callable[..., Iterable[bytes]]) -> ASGIApp:
@@ -64,6 +65,11 @@ _API_LINKS = (
 def set_store(app: Starlette, store: SpanReader | None) -> None:
     """Give the main app its store once open; ``/-/ready`` turns 200."""
     app.state.store = store
+
+
+def set_sample_sink(app: Starlette, sink: Callable[[Any], None] | None) -> None:
+    """Where the main port's metric writers (browser beacon, remote_write) send samples."""
+    app.state.sample_sink = sink
 
 
 def set_scheduler(app: Starlette, scheduler: Any) -> None:
@@ -113,6 +119,7 @@ def create_main_app(
     about: Sequence[tuple[str, str]] = (),
     clock: Callable[[], int] = time.time_ns,
     admin_token: str | None = None,
+    rum_allowed_origins: Sequence[str] = (),
 ) -> Starlette:
     """Build the main port's Starlette app.
 
@@ -128,6 +135,8 @@ def create_main_app(
             window and dye rule times.
         admin_token: bearer token the write APIs (dye rules) require;
             ``None`` leaves them open.
+        rum_allowed_origins: page origins the browser beacon accepts
+            (``*`` for any); none by default.
     """
     metrics = metrics or SelfMetrics()
     # The API reads the store from the app's state at request time, so
@@ -136,6 +145,12 @@ def create_main_app(
     dye_api = DyeRulesAPI(lambda: app.state.store, metrics, admin_token=admin_token, clock=clock)
     logs_api = LogsAPI(lambda: app.state.store, metrics)
     targets_api = TargetsAPI(lambda: app.state.scheduler)
+    rum_api = RumAPI(
+        lambda: app.state.store,
+        lambda: app.state.sample_sink,
+        allowed_origins=rum_allowed_origins,
+        clock=clock,
+    )
     routes: list[BaseRoute] = [
         Route("/-/healthy", _healthy, methods=["GET"]),
         Route("/-/ready", _ready, methods=["GET"]),
@@ -144,6 +159,7 @@ def create_main_app(
         *dye_api.routes(),
         *logs_api.routes(),
         *targets_api.routes(),
+        *rum_api.routes(),
     ]
     if ui is not None:
         routes.append(Mount("/", app=ui))
@@ -156,4 +172,5 @@ def create_main_app(
     app.state.store = store
     app.state.metrics = metrics
     app.state.scheduler = None
+    app.state.sample_sink = None
     return app

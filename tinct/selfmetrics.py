@@ -160,6 +160,19 @@ class SelfMetrics:
             ["protocol"],
             registry=reg,
         )
+        self.accepted_metric_points = Counter(
+            "tinct_receiver_accepted_metric_points",
+            "Metric data points accepted by a receiver and handed to the writer.",
+            ["protocol"],
+            registry=reg,
+        )
+        self.refused_metric_points = Counter(
+            "tinct_receiver_refused_metric_points",
+            "Metric data points a receiver could not accept (invalid, unsupported, "
+            "or the writer queue was full).",
+            ["protocol"],
+            registry=reg,
+        )
         self.request_body_bytes = Histogram(
             "tinct_receiver_request_body_bytes",
             "Size of receiver request bodies as sent (before decompression).",
@@ -198,6 +211,8 @@ class SelfMetrics:
         for protocol in ("otlp_grpc", "otlp_http"):
             self.accepted_log_records.labels(protocol)
             self.refused_log_records.labels(protocol)
+            self.accepted_metric_points.labels(protocol)
+            self.refused_metric_points.labels(protocol)
         self._writers = _WriterCollector()
         reg.register(self._writers)
         self._collection = _CollectionCollector()

@@ -37,10 +37,11 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from tinct.collection import Collection, collection_config
+from tinct.collection import Collection, collection_config, emit_span_layers
+from tinct.collectors.layers import MeteredSink, MeterLayers, ObservedSpanSink, SpanLayers
 from tinct.config import Settings
 from tinct.errors import ConfigError, TinctError
-from tinct.main_app import create_main_app, set_scheduler, set_store
+from tinct.main_app import create_main_app, set_sample_sink, set_scheduler, set_store
 from tinct.selfmetrics import SelfMetrics
 from tinct.storage import (
     BatchWriter,
@@ -55,9 +56,12 @@ from tinct.storage import (
 )
 from tinct.tracing.grpc_receiver import OtlpGrpcReceiver, create_grpc_server
 from tinct.tracing.receivers import (
+    MetricsIngest,
     create_otlp_http_app,
     create_zipkin_app,
     set_log_writer,
+    set_metric_metadata_sink,
+    set_metric_writer,
     set_writer,
 )
 
@@ -70,6 +74,8 @@ GRACE_SECONDS = 10.0
 # Where the server has no TTL (ClickHouse 18.16), retention drops whole daily
 # partitions; checking hourly keeps at most a day and an hour beyond it.
 RETENTION_EVERY_SECONDS = 3600.0
+# A service whose RED meters arrived this recently is not estimated from spans.
+METERED_WITHIN_SECONDS = 600.0
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -191,7 +197,9 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         logger.error("%s", exc)
         return 2
     metrics = SelfMetrics()
-    grpc_receiver = OtlpGrpcReceiver(None, metrics)
+    # One delta accumulator for OTLP metrics over HTTP and gRPC.
+    metrics_ingest = MetricsIngest()
+    grpc_receiver = OtlpGrpcReceiver(None, metrics, metrics_ingest=metrics_ingest)
     grpc_server = create_grpc_server(grpc_receiver)
     with contextlib.ExitStack() as on_error:
         # Close what was bound if a later port is busy.
@@ -224,8 +232,14 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         ("OTLP/HTTP", endpoints.otlp_http),
         ("Zipkin", endpoints.zipkin),
     ]
-    main_app = create_main_app(None, metrics=metrics, about=about, admin_token=settings.admin_token)
-    otlp_app = create_otlp_http_app(None, metrics=metrics)
+    main_app = create_main_app(
+        None,
+        metrics=metrics,
+        about=about,
+        admin_token=settings.admin_token,
+        rum_allowed_origins=settings.rum_allowed_origins,
+    )
+    otlp_app = create_otlp_http_app(None, metrics=metrics, metrics_ingest=metrics_ingest)
     zipkin_app = create_zipkin_app(None, metrics=metrics)
     pairs = ((main_app, main_sock), (otlp_app, http_sock), (zipkin_app, zipkin_sock))
     uvicorns.extend(_UvicornServer(_uvicorn_config(app)) for app, _ in pairs)
@@ -267,9 +281,13 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         writer = BatchWriter(store)
         metrics.watch_writer(writer)
         set_store(main_app, store)
-        set_writer(otlp_app, writer)
-        set_writer(zipkin_app, writer)
-        grpc_receiver.writer = writer
+        # Spans also feed the span-estimated service/interface/user layers.
+        meter_layers = MeterLayers()
+        span_layers = SpanLayers(metered=lambda: meter_layers.metered(METERED_WITHIN_SECONDS))
+        span_sink = ObservedSpanSink(writer, span_layers)
+        set_writer(otlp_app, span_sink)
+        set_writer(zipkin_app, span_sink)
+        grpc_receiver.writer = span_sink
         if isinstance(store, LogStore):
             log_writer = log_batch_writer(store)
             metrics.watch_writer(log_writer, "logs")
@@ -278,6 +296,15 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         if isinstance(store, MetricStore):
             sample_writer = sample_batch_writer(store)
             metrics.watch_writer(sample_writer, "samples")
+            set_sample_sink(main_app, sample_writer.submit)
+            metered = MeteredSink(sample_writer, meter_layers)
+            set_metric_writer(otlp_app, metered)
+            set_metric_metadata_sink(otlp_app, store.write_metadata)
+            grpc_receiver.metric_writer = metered
+            grpc_receiver.metric_metadata_sink = store.write_metadata
+            background.append(
+                asyncio.create_task(emit_span_layers(span_layers, sample_writer.submit))
+            )
             collection = Collection(collecting, sample_writer.submit, store.write_metadata)
             metrics.watch_collection(collection.scheduler, store)
             set_scheduler(main_app, collection.scheduler)

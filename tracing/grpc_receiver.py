@@ -1,7 +1,9 @@
-"""OTLP/gRPC span and log receiver (port 4317) on ``grpc.aio``.
+"""OTLP/gRPC span, log and metric receiver (port 4317) on ``grpc.aio``.
 
-Implements ``opentelemetry.proto.collector.trace.v1.TraceService/Export``
-and ``opentelemetry.proto.collector.logs.v1.LogsService/Export``
+Implements ``opentelemetry.proto.collector.trace.v1.TraceService/Export``,
+``opentelemetry.proto.collector.logs.v1.LogsService/Export`` and
+``opentelemetry.proto.collector.metrics.v1.MetricsService/Export`` (metrics
+become Prometheus series, see :mod:`tinct.collectors.otlp_metrics`)
 (https://opentelemetry.io/docs/specs/otlp/#otlpgrpc). The handler is
 registered the way the generated ``add_TraceServiceServicer_to_server`` does,
 but without a request deserializer: the receiver gets the raw bytes and the
@@ -24,10 +26,15 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from tinct.collectors.otlp_metrics import decode_metrics_protobuf
+from tinct.collectors.scheduler import MetadataSink
 from tinct.errors import DecodeError
 from tinct.selfmetrics import SelfMetrics
 from tinct.tracing.bodies import MAX_BODY_BYTES
@@ -35,11 +42,14 @@ from tinct.tracing.otlp_decode import decode_protobuf
 from tinct.tracing.otlp_logs import decode_logs_protobuf
 from tinct.tracing.receivers import (
     RETRY_AFTER_SECONDS,
+    MetricsIngest,
     Overloaded,
     SpanSink,
     logs_response,
+    metrics_response,
     submit_decoded,
     submit_logs,
+    submit_metrics,
 )
 
 __all__ = [
@@ -49,16 +59,26 @@ __all__ = [
     "METHOD",
     "LOGS_SERVICE",
     "LOGS_METHOD",
+    "METRICS_SERVICE",
+    "METRICS_METHOD",
 ]
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 METHOD = f"/{SERVICE}/Export"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 LOGS_METHOD = f"/{LOGS_SERVICE}/Export"
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+METRICS_METHOD = f"/{METRICS_SERVICE}/Export"
 
 
 class OtlpGrpcReceiver:
-    """The Export handlers; ``writer`` and ``log_writer`` may be set after the server starts."""
+    """The Export handlers.
+
+    ``writer`` (spans), ``log_writer`` (logs), ``metric_writer`` (samples)
+    and ``metric_metadata_sink`` (the store's ``write_metadata``) may be set
+    after the server starts; a signal without its writer answers UNAVAILABLE.
+    ``metrics_ingest`` holds the delta totals of the metrics service.
+    """
 
     def __init__(
         self,
@@ -66,9 +86,15 @@ class OtlpGrpcReceiver:
         metrics: SelfMetrics | None = None,
         *,
         log_writer: SpanSink | None = None,
+        metric_writer: SpanSink | None = None,
+        metric_metadata_sink: MetadataSink | None = None,
+        metrics_ingest: MetricsIngest | None = None,
     ) -> None:
         self.writer = writer
         self.log_writer = log_writer
+        self.metric_writer = metric_writer
+        self.metric_metadata_sink = metric_metadata_sink
+        self.metrics_ingest = metrics_ingest or MetricsIngest()
         self.metrics = metrics or SelfMetrics(process_collectors=False)
 
     async def export(self, request: bytes, context: grpc.aio.ServicerContext) -> Any:
@@ -112,6 +138,36 @@ class OtlpGrpcReceiver:
             )
         self._count("OK", LOGS_METHOD)
         return logs_response(result)
+
+    async def export_metrics(self, request: bytes, context: grpc.aio.ServicerContext) -> Any:
+        """Decode and submit one ExportMetricsServiceRequest (raw bytes)."""
+        self.metrics.request_body_bytes.labels("otlp_grpc").observe(len(request))
+        sink = self.metric_writer
+        if sink is None:
+            await self._abort_unavailable(
+                context, "tinct is starting: the store is not open yet", METRICS_METHOD
+            )
+        try:
+            result = await asyncio.to_thread(
+                submit_metrics,
+                decode_metrics_protobuf,
+                request,
+                sink,
+                self.metrics,
+                "otlp_grpc",
+                ingest=self.metrics_ingest,
+                metadata_sink=self.metric_metadata_sink,
+            )
+        except DecodeError as exc:
+            await self._abort(
+                context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), (), METRICS_METHOD
+            )
+        except Overloaded as exc:
+            await self._abort_unavailable(
+                context, f"tinct is overloaded, retry later: {exc}", METRICS_METHOD
+            )
+        self._count("OK", METRICS_METHOD)
+        return metrics_response(result)
 
     def _count(self, code: str, method: str = METHOD) -> None:
         self.metrics.grpc_requests.labels(method, code).inc()
@@ -179,5 +235,15 @@ def create_grpc_server(
             )
         },
     )
-    server.add_generic_rpc_handlers((handler, logs_handler))
+    metrics_handler = grpc.method_handlers_generic_handler(
+        METRICS_SERVICE,
+        {
+            "Export": grpc.unary_unary_rpc_method_handler(
+                receiver.export_metrics,
+                request_deserializer=None,
+                response_serializer=ExportMetricsServiceResponse.SerializeToString,
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((handler, logs_handler, metrics_handler))
     return server

@@ -1,4 +1,4 @@
-"""HTTP span and log receivers: OTLP/HTTP (port 4318) and Zipkin v2 (port 9411).
+"""HTTP receivers: OTLP/HTTP (port 4318: traces, logs, metrics) and Zipkin v2 (port 9411).
 
 OTLP/HTTP follows https://opentelemetry.io/docs/specs/otlp/#otlphttp:
 ``POST /v1/traces`` with a binary protobuf (``application/x-protobuf``) or JSON
@@ -6,7 +6,10 @@ OTLP/HTTP follows https://opentelemetry.io/docs/specs/otlp/#otlphttp:
 answer is a 200 ``ExportTraceServiceResponse`` in the request's encoding,
 with ``partial_success`` when some spans were rejected. ``POST /v1/logs``
 does the same for ``ExportLogsServiceRequest`` (``rejected_log_records``)
-into a writer of its own. Every 4xx/5xx
+into a writer of its own, and ``POST /v1/metrics`` for
+``ExportMetricsServiceRequest`` (``rejected_data_points``), translated to
+Prometheus series by :mod:`tinct.collectors.otlp_metrics` into a sample
+writer, with the metrics' HELP/TYPE/UNIT going to a metadata sink. Every 4xx/5xx
 carries a ``google.rpc.Status`` in that encoding. Overload is 503 with
 ``Retry-After`` ("OTLP/HTTP Throttling"), which clients retry.
 
@@ -21,11 +24,14 @@ then, both answer 503 so clients retry instead of losing spans.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio.to_thread
 import pyarrow as pa
@@ -34,6 +40,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
@@ -44,7 +53,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from tinct.collectors.otlp_delta import DeltaAccumulator, DeltaTransaction
+from tinct.collectors.otlp_metrics import (
+    MetricsDecodeResult,
+    decode_metrics_json,
+    decode_metrics_protobuf,
+)
+from tinct.collectors.scheduler import MetadataSink
 from tinct.errors import DecodeError, StorageError, TooLargeError, UnsupportedMediaError
+from tinct.metrics import MetricMetadata
 from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
 from tinct.storage import InvalidBatchError
 from tinct.tracing.batch import DecodeResult
@@ -55,14 +72,19 @@ from tinct.tracing.zipkin import decode_zipkin_json
 
 __all__ = [
     "SpanSink",
+    "MetricsIngest",
     "RETRY_AFTER_SECONDS",
     "create_otlp_http_app",
     "create_zipkin_app",
     "set_writer",
     "set_log_writer",
+    "set_metric_writer",
+    "set_metric_metadata_sink",
     "submit_decoded",
     "submit_logs",
+    "submit_metrics",
     "logs_response",
+    "metrics_response",
     "Overloaded",
 ]
 
@@ -214,10 +236,10 @@ class _Signal:
 
     request: str  # the request message's name, for error texts
     sink: str  # the app.state attribute holding the signal's sink
-    decode_protobuf: Callable[[bytes], DecodeResult]
-    decode_json: Callable[[bytes], DecodeResult]
-    submit: Callable[..., DecodeResult]
-    response: Callable[[DecodeResult], Message]
+    decode_protobuf: Callable[..., Any]
+    decode_json: Callable[..., Any]
+    submit: Callable[..., Any]
+    response: Callable[[Any], Message]
 
 
 def _traces_response(result: DecodeResult) -> Message:
@@ -256,6 +278,108 @@ def submit_logs(
     return _submit(decode, body, sink, accepted, refused, protocol, "log records", "log")
 
 
+class MetricsIngest:
+    """What an OTLP metrics endpoint keeps between requests.
+
+    The delta accumulator (delta sums and histograms made cumulative, see
+    :mod:`tinct.collectors.otlp_delta`) and the metadata already recorded, so
+    HELP/TYPE/UNIT reach the store when they change, not with every export.
+    Thread-safe.
+
+    Args:
+        deltas: the accumulator; a new one when omitted (pass one to share
+            it between the HTTP and gRPC receivers).
+        max_metadata: metric names whose metadata is remembered.
+    """
+
+    def __init__(
+        self, deltas: DeltaAccumulator | None = None, *, max_metadata: int = 100_000
+    ) -> None:
+        self.deltas = deltas if deltas is not None else DeltaAccumulator()
+        self._lock = threading.Lock()
+        self._recorded: dict[str, MetricMetadata] = {}
+        self._max_metadata = max_metadata
+
+    def record_metadata(self, rows: list[MetricMetadata], sink: MetadataSink | None) -> None:
+        """Hand ``sink`` the rows that changed since they were last recorded.
+
+        Blocking (the sink writes to the store). A failing sink is logged and
+        retried with the next request; the samples are not affected.
+        """
+        if sink is None or not rows:
+            return
+        with self._lock:
+            changed = [m for m in rows if self._recorded.get(m.metric) != m]
+        if not changed:
+            return
+        try:
+            sink(changed)
+        except Exception:
+            logger.exception("storing OTLP metric metadata failed")
+            return
+        with self._lock:
+            if len(self._recorded) + len(changed) > self._max_metadata:
+                self._recorded.clear()
+            self._recorded.update((m.metric, m) for m in changed)
+
+
+def metrics_response(result: MetricsDecodeResult) -> ExportMetricsServiceResponse:
+    """The ``ExportMetricsServiceResponse`` for a decoded request (partial success)."""
+    response = ExportMetricsServiceResponse()
+    if result.rejected or result.message:
+        response.partial_success.rejected_data_points = result.rejected
+        response.partial_success.error_message = result.message
+    return response
+
+
+def submit_metrics(
+    decode: Callable[[bytes, DeltaTransaction], MetricsDecodeResult],
+    body: bytes,
+    sink: SpanSink,
+    metrics: SelfMetrics,
+    protocol: str,
+    *,
+    ingest: MetricsIngest,
+    metadata_sink: MetadataSink | None,
+) -> MetricsDecodeResult:
+    """Decode ``body`` as OTLP metrics, hand the samples to ``sink``, record metadata.
+
+    Blocking (CPU-bound, and the metadata sink writes); call from a worker
+    thread. Delta totals are committed only once ``sink`` took the samples,
+    so a request answered 503 and retried is counted once. Data points are
+    counted as accepted or refused (a histogram point is one point however
+    many series it writes).
+
+    Raises:
+        DecodeError: the body can't be decoded at all (or the samples don't
+            fit the schema, which retrying can't fix).
+        Overloaded: the sink refused the samples for now.
+    """
+    accepted, refused = metrics.accepted_metric_points, metrics.refused_metric_points
+    with ingest.deltas.transaction() as deltas:
+        result = decode(body, deltas)
+        if result.rejected:
+            refused.labels(protocol).inc(result.rejected)
+        if result.batch.num_rows:
+            try:
+                sink.submit(result.batch)
+            except InvalidBatchError as exc:
+                refused.labels(protocol).inc(result.points)
+                raise DecodeError(f"metric points do not fit tinct's sample schema: {exc}") from exc
+            except StorageError as exc:  # QueueFullError, or the writer is closing
+                refused.labels(protocol).inc(result.points)
+                raise Overloaded(str(exc)) from exc
+        deltas.commit()
+    if result.points:
+        accepted.labels(protocol).inc(result.points)
+    if result.rejected:
+        logger.info(
+            "%s: rejected %d metric data points: %s", protocol, result.rejected, result.message
+        )
+    ingest.record_metadata(result.metadata, metadata_sink)
+    return result
+
+
 _TRACES = _Signal(
     "ExportTraceServiceRequest",
     "writer",
@@ -274,8 +398,26 @@ _LOGS = _Signal(
 )
 
 
+_METRICS = _Signal(
+    "ExportMetricsServiceRequest",
+    "metric_writer",
+    decode_metrics_protobuf,
+    decode_metrics_json,
+    submit_metrics,
+    metrics_response,
+)
+
+
 async def _otlp_traces(request: Request) -> Response:
     return await _otlp_export(request, _TRACES)
+
+
+async def _otlp_metrics(request: Request) -> Response:
+    state = request.app.state
+    submit = functools.partial(
+        submit_metrics, ingest=state.metrics_ingest, metadata_sink=state.metric_metadata_sink
+    )
+    return await _otlp_export(request, dataclasses.replace(_METRICS, submit=submit))
 
 
 async def _otlp_logs(request: Request) -> Response:
@@ -329,32 +471,57 @@ def create_otlp_http_app(
     writer: SpanSink | None,
     *,
     log_writer: SpanSink | None = None,
+    metric_writer: SpanSink | None = None,
+    metric_metadata_sink: MetadataSink | None = None,
+    metrics_ingest: MetricsIngest | None = None,
     metrics: SelfMetrics | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
-    """The OTLP/HTTP receiver: ``/v1/traces`` and ``/v1/logs`` (metrics come later).
+    """The OTLP/HTTP receiver: ``/v1/traces``, ``/v1/logs`` and ``/v1/metrics``.
 
     Args:
         writer: where span batches go; ``None`` answers 503 until :func:`set_writer`.
         log_writer: where log batches (LOG_SCHEMA) go; ``None`` answers 503
             until :func:`set_log_writer`.
+        metric_writer: where sample batches (SAMPLE_SCHEMA) go; ``None``
+            answers 503 until :func:`set_metric_writer`.
+        metric_metadata_sink: takes the metrics' HELP/TYPE/UNIT when they
+            change (the store's ``write_metadata``); ``None`` records none
+            until :func:`set_metric_metadata_sink`.
+        metrics_ingest: the delta totals and recorded metadata (a new
+            :class:`MetricsIngest` when omitted).
         metrics: the process's self-metrics (a private set when omitted).
         max_body_bytes: limit on the body, as sent and after decompression.
     """
     app = _receiver_app(
-        {"/v1/traces": _otlp_traces, "/v1/logs": _otlp_logs},
+        {"/v1/traces": _otlp_traces, "/v1/logs": _otlp_logs, "/v1/metrics": _otlp_metrics},
         "otlp_http",
         writer,
         metrics,
         max_body_bytes,
     )
     set_log_writer(app, log_writer)
+    set_metric_writer(app, metric_writer)
+    set_metric_metadata_sink(app, metric_metadata_sink)
+    app.state.metrics_ingest = metrics_ingest or MetricsIngest()
     return app
 
 
 def set_log_writer(app: Starlette, writer: SpanSink | None) -> None:
     """Point an OTLP/HTTP receiver's ``/v1/logs`` at ``writer`` (once the store is open)."""
     app.state.log_writer = writer
+
+
+def set_metric_writer(app: Starlette, writer: SpanSink | None) -> None:
+    """Point an OTLP/HTTP receiver's ``/v1/metrics`` at a sample writer
+    (``sample_batch_writer(store)``, once the store is open)."""
+    app.state.metric_writer = writer
+
+
+def set_metric_metadata_sink(app: Starlette, sink: MetadataSink | None) -> None:
+    """Give an OTLP/HTTP receiver's ``/v1/metrics`` somewhere to record
+    metric metadata (the store's ``write_metadata``)."""
+    app.state.metric_metadata_sink = sink
 
 
 def _receiver_app(

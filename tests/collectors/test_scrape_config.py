@@ -340,7 +340,10 @@ def test_defaults() -> None:
             "'*/x.json' is not valid for file discovery",
         ),
         ("scrape_configs: [{job_name: a, file_sd_configs: [{}]}]", "files: must list at least"),
-        ("collectors: {hosts: {}}", "collectors.hosts: unknown field (known: components, host)"),
+        (
+            "collectors: {hosts: {}}",
+            "collectors.hosts: unknown field (known: components, host, probes)",
+        ),
         (
             "collectors: {components: [{type: oracle}]}",
             "collectors.components[0].type: unknown component type 'oracle' (known: clickhouse,",

@@ -170,8 +170,8 @@ def test_wrong_content_type_method_and_paths(otlp: AppClient) -> None:
     r = otlp.get("/v1/traces")
     assert r.status_code == 405
     assert r.headers["allow"] == "POST"
-    # /v1/logs is served too (tests/tracing/test_otlp_logs.py); metrics come later.
-    assert otlp.post("/v1/metrics", content=b"", headers={"Content-Type": PB}).status_code == 404
+    # /v1/logs and /v1/metrics are served too (test_otlp_logs.py, test_metrics_receivers.py).
+    assert otlp.post("/v1/profiles", content=b"", headers={"Content-Type": PB}).status_code == 404
 
 
 def test_full_queue_is_503_with_retry_after(
