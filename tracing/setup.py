@@ -191,7 +191,7 @@ def setup(
     set_global: bool = True,
     span_exporter: SpanExporter | None = None,
     span_processors: Sequence[SpanProcessor] = (),
-    metrics: bool = False,
+    metrics: bool = True,
     metric_export_interval: float | None = None,
     logs: bool = False,
 ) -> Tracing:
@@ -227,11 +227,10 @@ def setup(
             either way tinct's batching processor feeds it.
         span_processors: more processors, after tinct's.
         metrics: export metrics by OTLP/HTTP to ``<endpoint>/v1/metrics``
-            (else ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``). Off by default for
-            now: tinct's OTLP metrics receiver comes in a later issue. The RED
-            histograms ``http.server.request.duration`` and
-            ``http.client.request.duration`` (tinct.tracing.red) are recorded
-            either way; they leave the process only with ``metrics=True``.
+            (else ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``), where tinct turns
+            the RED histograms ``http.server.request.duration`` and
+            ``http.client.request.duration`` (tinct.tracing.red) into the
+            service and interface layers. ``False`` keeps them in the process.
         logs: export ``logging`` records by OTLP/HTTP to ``<endpoint>/v1/logs``
             (else ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``): records of dyed requests
             at every level, others as the app's loggers are configured

@@ -9,13 +9,17 @@ intact) within one poll interval, undyed requests leave nothing, the plain
 OpenTelemetry service in the middle passes the dye on as baggage, a rule stops
 dyeing when it expires and when it is deleted, a dye from code is carried from
 where the code put it, and DEBUG records of dyed requests are stored and found
-by trace id while the app's logger is at WARNING.
+by trace id while the app's logger is at WARNING; and every request, dyed or
+not, is counted exactly in the RED metrics the tinct services export to
+tinct's ``/v1/metrics`` (read from the ClickHouse server tinct writes to).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import uuid
+from collections import Counter
 import sys
 import time
 from collections.abc import Iterator
@@ -28,8 +32,12 @@ import httpx
 import pytest
 
 from tests.servers import TinctProcess, free_port, stop_pid, wait_for_port
+from tinct.metrics import Matcher
+from tinct.storage import ClickHouseSpanStore
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.clickhouse]
+# Requests sent to the gateway, per route: what the RED metrics must count.
+SENT: Counter[str] = Counter()
 
 POLL_INTERVAL = 0.2  # the gateway's rules_interval
 # A poll is one HTTP request and a store read; this covers it on a loaded machine.
@@ -44,6 +52,7 @@ class Chain:
     tinct: TinctProcess
     gateway: str  # base URL
     logs: dict[str, Path]  # service -> its stderr
+    store: ClickHouseSpanStore  # what tinct writes, read while it runs
 
     def debug_output(self) -> str:
         parts = [f"--- {n} ---\n{p.read_text(errors='replace')}" for n, p in self.logs.items()]
@@ -51,9 +60,11 @@ class Chain:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+def chain(tmp_path_factory: pytest.TempPathFactory, clickhouse_port: int) -> Iterator[Chain]:
     workdir = tmp_path_factory.mktemp("dye_e2e")
-    tinct = TinctProcess(workdir / "data")
+    database = f"dye_{uuid.uuid4().hex[:10]}"
+    url = f"clickhouse://127.0.0.1:{clickhouse_port}/{database}"
+    tinct = TinctProcess(workdir / "data", "--store", url)
     procs: list[subprocess.Popen[bytes]] = []
     files = []
     try:
@@ -76,6 +87,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TINCT_"))}
         env["OTEL_BLRP_SCHEDULE_DELAY"] = "200"  # log batches every 0.2 s, not 1 s
+        env["OTEL_METRIC_EXPORT_INTERVAL"] = "300"  # RED metrics every 0.3 s, not 60 s
         logs = {}
         for name in ("payments", "orders", "gateway"):  # the callee before its caller
             logs[name] = workdir / f"{name}.stderr"
@@ -86,7 +98,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
             procs.append(
                 subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=out)
             )
-        built = Chain(tinct, f"http://127.0.0.1:{ports['gateway']}", logs)
+        store = ClickHouseSpanStore("127.0.0.1", clickhouse_port, database)
+        built = Chain(tinct, f"http://127.0.0.1:{ports['gateway']}", logs, store)
         for proc, name in zip(procs, ("payments", "orders", "gateway"), strict=True):
             try:
                 wait_for_port(ports[name], 30, proc)
@@ -101,6 +114,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
             out.close()
         codes = [proc.returncode for proc in procs]
         code = tinct.stop()
+        if "built" in locals():
+            built.store.close()
         assert codes == [0] * len(procs), codes
         assert code == 0, "".join(tinct.lines)
 
@@ -111,6 +126,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
 def request(chain: Chain, path: str, user: str | None = None) -> dict[str, Any]:
     """GET the gateway; the chain's answer (every hop's trace and span id)."""
     headers = {"x-user-id": user} if user is not None else {}
+    SENT["/" + path.split("/")[1] + "/{id}"] += 1
     response = httpx.get(chain.gateway + path, headers=headers, timeout=10)
     assert response.status_code == 200, response.text + chain.debug_output()
     answer: dict[str, Any] = response.json()
@@ -342,3 +358,33 @@ def test_dye_from_code_traces_everything_downstream_of_it(chain: Chain) -> None:
             ("gateway", answer["span_id"], "user:vip"),
             ("payments", by["payments", "server"]["id"], "user:vip"),
         ], records
+
+
+def red_counts(chain: Chain, service: str) -> dict[str, float]:
+    """Requests per interface of ``service``, from its RED histograms' latest _count."""
+    now = int(time.time() * 1000)
+    matchers = [
+        Matcher("__name__", "=", "interface_request_duration_seconds_count"),
+        Matcher("service", "=", service),
+    ]
+    counts: Counter[str] = Counter()
+    for series in chain.store.series(matchers, now - 3_600_000, now + 60_000):
+        values = chain.store.samples([series.fingerprint], 0, now + 60_000).column("value")
+        counts[series.labels["interface"]] += values.to_pylist()[-1]
+    return dict(counts)
+
+
+def test_zz_every_request_is_counted_exactly_in_red_metrics(chain: Chain) -> None:
+    # Runs last: every test before it sent requests, dyed or not, sampled or not.
+    request(chain, "/orders/last", user="red")
+    expected = dict(SENT)
+    # payments sees every request once, on /orders/{id} (orders calls it so).
+    want = {"gateway": expected, "payments": {"/orders/{id}": float(sum(expected.values()))}}
+    deadline = time.monotonic() + 15
+    while True:
+        got = {service: red_counts(chain, service) for service in want}
+        if got == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert got == want, chain.debug_output()
+    assert sum(expected.values()) > 50  # the earlier tests' undyed and dyed requests
