@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
-from collections import Counter
 import sys
 import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
