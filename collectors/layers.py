@@ -184,7 +184,7 @@ class SpanLayers:
 
     Args:
         metered: services whose RED meters arrive (left out here); called
-            at each :meth:`observe`.
+            at each :meth:`observe` and :meth:`collect`.
         max_users: distinct users with their own series per window.
         user_window_seconds: how long the set of named users lasts.
         clock: Unix seconds.
@@ -300,7 +300,14 @@ class SpanLayers:
     def collect(self, now_ms: int | None = None) -> pa.Table:
         """Samples of every series changed since the last collect (cumulative)."""
         ts = int(self._clock() * 1000) if now_ms is None else now_ms
+        metered = self._metered()
         with self._lock:
+            # A service whose meters arrived since its spans were counted is
+            # the meters' now: its estimate is dropped, not written beside them.
+            for key in [k for k in self._series if k[0] != USER_DURATION]:
+                if dict(key[1]).get("service") in metered:
+                    del self._series[key]
+                    self._changed.discard(key)
             changed = [(key, self._series[key]) for key in sorted(self._changed)]
             self._changed.clear()
         add = self._builder.add

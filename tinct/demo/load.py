@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -39,9 +39,12 @@ def user_ids(count: int) -> list[str]:
 
 @dataclass
 class LoadStats:
-    """Requests sent so far, by outcome (``ok``, ``4xx``, ``5xx``, ``failed``)."""
+    """Requests sent so far, by outcome (``ok``, ``4xx``, ``5xx``, ``failed``),
+    and those answered by ``(method, route, status class)``, which is what the
+    gateway's RED metrics must count."""
 
     counts: Counter[str]
+    answered: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -76,6 +79,7 @@ class LoadGenerator:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._counts: Counter[str] = Counter()
+        self._answered: Counter[tuple[str, str, str]] = Counter()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -93,11 +97,13 @@ class LoadGenerator:
 
     def stats(self) -> LoadStats:
         with self._lock:
-            return LoadStats(Counter(self._counts))
+            return LoadStats(Counter(self._counts), Counter(self._answered))
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: str, answered: tuple[str, str, str] | None = None) -> None:
         with self._lock:
             self._counts[outcome] += 1
+            if answered is not None:
+                self._answered[answered] += 1
 
     def _run(self, user: str) -> None:
         rng = random.Random(f"{self._seed}:{user}")
@@ -111,19 +117,23 @@ class LoadGenerator:
             roll = rng.random()
             try:
                 if roll < 0.45:
+                    route = ("GET", "/catalog")
                     response = session.get(self._url + "/catalog", timeout=_TIMEOUT_SECONDS)
                 elif roll < 0.65 and last_order is not None:
+                    route = ("GET", "/orders/{id}")
                     response = session.get(
                         f"{self._url}/orders/{last_order}", timeout=_TIMEOUT_SECONDS
                     )
                 else:
+                    route = ("POST", "/orders")
                     body: dict[str, Any] = {"sku": rng.choice(SKUS), "qty": rng.randint(1, 3)}
                     response = session.post(
                         self._url + "/orders", json=body, timeout=_TIMEOUT_SECONDS
                     )
                     if response.status_code == 201:
                         last_order = int(response.json()["id"])
-                self._count(f"{response.status_code // 100}xx".replace("2xx", "ok"))
+                klass = f"{response.status_code // 100}xx"
+                self._count(klass.replace("2xx", "ok"), (*route, klass))
             except (requests.RequestException, ValueError, KeyError) as exc:
                 self._count("failed")
                 logger.debug("user %s: %s", user, exc)

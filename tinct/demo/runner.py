@@ -330,7 +330,16 @@ class _Demo:
         code = 0
         if self.load is not None:
             self.load.stop()
-            logger.info("load stopped: %s", self.load.stats().describe())
+            stats = self.load.stats()
+            logger.info("load stopped: %s", stats.describe())
+            answered = [
+                {"method": m, "route": r, "status_class": c, "count": n}
+                for (m, r, c), n in sorted(stats.answered.items())
+            ]
+            # What the gateway's RED metrics must count, for checks and curious users.
+            (self.o.workdir / "load.json").write_text(
+                json.dumps({"answered": answered, "outcomes": dict(stats.counts)}, indent=1)
+            )
         for rule in self.rule_ids:
             try:
                 _http(f"{self.main_url}{_DYE_RULES}/{rule}", "DELETE", token=self.o.admin_token)

@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         rules_server=args.tinct_url if service.entry else None,
         rules_interval=args.rules_interval if service.entry and args.tinct_url else None,
         logs=True,
+        metric_export_interval=5.0,  # RED metrics: the service and interface layers, live
     )
     ports = _peers(args.peers)
     peer_service = {f"127.0.0.1:{port}": name for name, port in ports.items()}
