@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the test suite starts as real servers.
 DEB_PACKAGES := clickhouse-server redis-server postgresql mariadb-server nginx-light memcached \
-	prometheus prometheus-node-exporter
+	prometheus prometheus-node-exporter chromium openssl
 TYPECHECK_TREE := build/typecheck
 
 .PHONY: run up test venv install install-demo install-test demo-debs debs lint typecheck pytest bench clean
@@ -85,6 +85,7 @@ bench: install-test debs
 	$(PY) -m bench.red
 	$(PY) -m bench.ingest
 	$(PY) -m bench.scrape
+	$(PY) -m bench.remote_write
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache

@@ -2,8 +2,9 @@
 
 ``tinct up`` runs everything in one process (DESIGN.md, "Interfaces users rely
 on"); ``tinct dye`` manages dye rules on a running one (``tinct.dye_cli``);
-``tinct demo`` runs a traced demo application (``tinct.demo``).
-Later roles (``tinct agent``, ``tinct rules``...) are added by
+``tinct demo`` runs a traced demo application (``tinct.demo``); ``tinct
+agent`` collects on another machine and ships by remote_write
+(``tinct.agent``). Later roles (``tinct rules``...) are added by
 writing a ``_add_<name>(subparsers)`` function that registers its subparser
 with a ``handler`` and appending it to ``_COMMANDS``; settings flags come from
 :func:`tinct.config.add_setting_flags` so every subcommand spells and validates
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tinct import __version__
+from tinct.agent import add_agent_command
 from tinct.config import add_setting_flags, load_settings
 from tinct.demo import add_demo_command
 from tinct.dye_cli import add_dye_command
@@ -57,6 +59,7 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     _add_up,
     add_dye_command,
     add_demo_command,
+    add_agent_command,
 )
 
 

@@ -30,6 +30,7 @@ from tinct import __version__
 from tinct.dye_api import DyeRulesAPI
 from tinct.jaeger_api import JaegerQueryAPI
 from tinct.logs_api import LogsAPI
+from tinct.remote_write_api import RemoteWriteAPI
 from tinct.rum_api import RumAPI
 from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
 from tinct.storage.base import SpanReader
@@ -67,9 +68,15 @@ def set_store(app: Starlette, store: SpanReader | None) -> None:
     app.state.store = store
 
 
-def set_sample_sink(app: Starlette, sink: Callable[[Any], None] | None) -> None:
-    """Where the main port's metric writers (browser beacon, remote_write) send samples."""
+def set_sample_sink(
+    app: Starlette,
+    sink: Callable[[Any], None] | None,
+    metadata_sink: Callable[[Any], None] | None = None,
+) -> None:
+    """Where the main port's metric writers (browser beacon, remote_write) send
+    samples and family metadata; until set, remote_write answers 503."""
     app.state.sample_sink = sink
+    app.state.metadata_sink = metadata_sink
 
 
 def set_scheduler(app: Starlette, scheduler: Any) -> None:
@@ -145,6 +152,10 @@ def create_main_app(
     dye_api = DyeRulesAPI(lambda: app.state.store, metrics, admin_token=admin_token, clock=clock)
     logs_api = LogsAPI(lambda: app.state.store, metrics)
     targets_api = TargetsAPI(lambda: app.state.scheduler)
+    remote_write = RemoteWriteAPI(
+        lambda: app.state.sample_sink, lambda: app.state.metadata_sink, metrics
+    )
+    metrics.watch_remote_write(remote_write)
     rum_api = RumAPI(
         lambda: app.state.store,
         lambda: app.state.sample_sink,
@@ -160,6 +171,7 @@ def create_main_app(
         *logs_api.routes(),
         *targets_api.routes(),
         *rum_api.routes(),
+        *remote_write.routes(),
     ]
     if ui is not None:
         routes.append(Mount("/", app=ui))
@@ -173,4 +185,5 @@ def create_main_app(
     app.state.metrics = metrics
     app.state.scheduler = None
     app.state.sample_sink = None
+    app.state.metadata_sink = None
     return app

@@ -119,6 +119,32 @@ class _CollectionCollector(Collector):
         return []
 
 
+class _RemoteWriteCollector(Collector):
+    """Samples accepted and refused by ``/api/v1/write``, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.api: Any = None
+
+    def collect(self) -> Iterable[Metric]:
+        accepted = CounterMetricFamily(
+            "tinct_receiver_accepted_samples",
+            "Samples accepted by a receiver and handed to the writer.",
+            labels=["protocol"],
+        )
+        refused = CounterMetricFamily(
+            "tinct_receiver_refused_samples",
+            "Samples a receiver refused (invalid, or the writer queue was full).",
+            labels=["protocol"],
+        )
+        if self.api is not None:
+            accepted.add_metric(["remote_write"], self.api.accepted_samples)
+            refused.add_metric(["remote_write"], self.api.refused_samples)
+        yield from (accepted, refused)
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
 class SelfMetrics:
     """The self-metrics of one tinct process, in their own registry.
 
@@ -217,6 +243,8 @@ class SelfMetrics:
         reg.register(self._writers)
         self._collection = _CollectionCollector()
         reg.register(self._collection)
+        self._remote_write = _RemoteWriteCollector()
+        reg.register(self._remote_write)
 
     def watch_writer(self, writer: WriterStats, signal: str = "spans") -> None:
         """Export ``writer``'s figures under ``signal`` from now on (replacing
@@ -228,6 +256,10 @@ class SelfMetrics:
         store's series-limit drops (its ``dropped_series``) from now on."""
         self._collection.scheduler = scheduler
         self._collection.store = store
+
+    def watch_remote_write(self, api: Any) -> None:
+        """Export ``api``'s ``accepted_samples`` / ``refused_samples`` from now on."""
+        self._remote_write.api = api
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition of every metric and its content type."""

@@ -296,7 +296,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         if isinstance(store, MetricStore):
             sample_writer = sample_batch_writer(store)
             metrics.watch_writer(sample_writer, "samples")
-            set_sample_sink(main_app, sample_writer.submit)
+            set_sample_sink(main_app, sample_writer.submit, store.write_metadata)
             metered = MeteredSink(sample_writer, meter_layers)
             set_metric_writer(otlp_app, metered)
             set_metric_metadata_sink(otlp_app, store.write_metadata)
