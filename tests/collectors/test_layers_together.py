@@ -138,9 +138,7 @@ def test_config_paths_are_the_demo_shape(tmp_path: Path) -> None:
     config = parse_collection_config(
         {
             "collectors": {
-                "components": [
-                    {"type": "redis", "file_sd_configs": [{"files": [str(listing)]}]}
-                ]
+                "components": [{"type": "redis", "file_sd_configs": [{"files": [str(listing)]}]}]
             }
         }
     )

@@ -106,11 +106,11 @@ def test_sender_keeps_order_retries_and_sets_aside_refused_bodies(tmp_path: Path
         assert path is not None
         assert sender.send_one(path) is False  # 503: kept, retried later
         assert sender.send_one(path) is True and got == [first]
-        assert sender.send_one(buffer.oldest()) is True  # 400: set aside, not retried
+        assert sender.send_one(_oldest(buffer)) is True  # 400: set aside, not retried
         assert [p.name for p in (tmp_path / "buf" / "rejected").iterdir()] == [
             "00000000000000000001.rw"
         ]
-        assert sender.send_one(buffer.oldest()) is True and got == [first, third]
+        assert sender.send_one(_oldest(buffer)) is True and got == [first, third]
         assert len(buffer) == 0 and sender.rejected_files == 1
         sender.stop()
     finally:
@@ -194,3 +194,9 @@ def _wait(check, what: str, timeout: float = 30.0) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def _oldest(buffer: DiskBuffer) -> Path:
+    path = buffer.oldest()
+    assert path is not None
+    return path
