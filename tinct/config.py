@@ -24,10 +24,15 @@ Prometheus's layout (other issues add ``global``, ``rule_files``,
       zipkin_port: 9411           # --zipkin-port, TINCT_ZIPKIN_PORT
       admin_token: s3cret         # --admin-token, TINCT_ADMIN_TOKEN
       log_level: info             # --log-level, TINCT_LOG_LEVEL
+    query:                        # PromQL, as Prometheus's --query.* flags
+      timeout: 2m                 # --query-timeout (--query.timeout)
+      max_samples: 50000000       # --query-max-samples (--query.max-samples)
+      lookback_delta: 5m          # --query-lookback-delta (--query.lookback-delta)
+      max_concurrency: 20         # --query-max-concurrency (--query.max-concurrency)
     rum:
       allowed_origins: [https://shop.example]  # --rum-allowed-origins (browser beacon)
 
-Unknown keys inside ``storage``, ``server`` and ``rum`` are errors (a typo should not
+Unknown keys inside ``storage``, ``server``, ``query`` and ``rum`` are errors (a typo should not
 silently fall back to a default); other top-level sections are left to the
 features that own them. Port 0 asks the OS for a free port.
 """
@@ -78,6 +83,10 @@ class Settings:
     max_series_per_metric: int
     admin_token: str | None
     log_level: str
+    query_timeout: float
+    query_max_samples: int
+    query_lookback_delta: float
+    query_max_concurrency: int
     rum_allowed_origins: tuple[str, ...]
 
 
@@ -137,6 +146,27 @@ def _text(raw: Any) -> str:
     return str(raw)
 
 
+def _seconds(raw: Any) -> float:
+    """A Prometheus duration (``2m``, ``30s``) or a number of seconds, > 0."""
+    from tinct.durations import parse_duration
+
+    text = _text(raw).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = parse_duration(text)
+    if not value > 0:
+        raise ValueError(f"{raw!r} is not a positive duration")
+    return value
+
+
+def _positive_int(raw: Any) -> int:
+    value = _int(raw)
+    if value < 1:
+        raise ValueError(f"{raw} is not a positive number")
+    return value
+
+
 def _origins(raw: Any) -> tuple[str, ...]:
     """Comma-separated (flag, environment) or a YAML list of page origins."""
     items = raw if isinstance(raw, list) else str(raw).split(",")
@@ -189,6 +219,7 @@ class SettingSpec:
     section: str | None  # config file section; None: not settable from the file
     key: str = ""
     metavar: str | None = None
+    alias: str | None = None  # another flag, e.g. Prometheus's --query.timeout
 
     @property
     def flag(self) -> str:
@@ -243,6 +274,46 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("log_level", _log_level, "info", "log level", "server", metavar="LEVEL"),
     SettingSpec(
+        "query_timeout",
+        _seconds,
+        120.0,
+        "longest a PromQL query may run (a duration: 2m, 30s)",
+        "query",
+        key="timeout",
+        metavar="DURATION",
+        alias="--query.timeout",
+    ),
+    SettingSpec(
+        "query_max_samples",
+        _positive_int,
+        50_000_000,
+        "most samples a PromQL query may load",
+        "query",
+        key="max_samples",
+        metavar="N",
+        alias="--query.max-samples",
+    ),
+    SettingSpec(
+        "query_lookback_delta",
+        _seconds,
+        300.0,
+        "how far back an instant vector looks for a sample",
+        "query",
+        key="lookback_delta",
+        metavar="DURATION",
+        alias="--query.lookback-delta",
+    ),
+    SettingSpec(
+        "query_max_concurrency",
+        _positive_int,
+        20,
+        "PromQL queries evaluated at once",
+        "query",
+        key="max_concurrency",
+        metavar="N",
+        alias="--query.max-concurrency",
+    ),
+    SettingSpec(
         "rum_allowed_origins",
         _origins,
         (),
@@ -267,8 +338,9 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] = 
         if names and spec.name not in names:
             continue
         default = "" if spec.default is None else f" (default {spec.default})"
+        flags = (spec.flag, spec.alias) if spec.alias else (spec.flag,)
         parser.add_argument(
-            spec.flag,
+            *flags,
             dest=spec.name,
             default=None,
             metavar=spec.metavar,
@@ -352,7 +424,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     by_key = {(s.section, s.key or s.name): s.name for s in SETTINGS if s.section}
     values: dict[str, Any] = {}
-    for section in ("storage", "server", "rum"):
+    for section in ("storage", "server", "query", "rum"):
         body = doc.get(section)
         if body is None:
             continue

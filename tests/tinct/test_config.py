@@ -117,3 +117,18 @@ def test_cli_requires_a_command(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert info.value.code == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+def test_query_settings_take_prometheus_flags_and_durations(tmp_path: Path) -> None:
+    config = tmp_path / "tinct.yaml"
+    config.write_text("query:\n  lookback_delta: 2m\n  max_concurrency: 4\n")
+    settings = parse(
+        ["--config", str(config), "--query.timeout", "30s", "--query-max-samples", "9"]
+    )
+    assert settings.query_timeout == 30.0 and settings.query_max_samples == 9
+    assert settings.query_lookback_delta == 120.0 and settings.query_max_concurrency == 4
+    assert parse([]).query_timeout == 120.0
+    with pytest.raises(ConfigError, match="query_max_samples|max-samples"):
+        parse(["--query.max-samples", "0"])
+    with pytest.raises(ConfigError, match="timeout"):
+        parse(["--query.timeout", "soon"])
