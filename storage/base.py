@@ -155,11 +155,20 @@ class MetricReader(Protocol):
         (by day: a series seen that day may have no sample in the window),
         sorted by labels; at most ``limit`` when it is > 0."""
 
-    def samples(self, fingerprints: Sequence[int], start_ms: int, end_ms: int) -> pa.Table:
+    def samples(
+        self,
+        fingerprints: Sequence[int],
+        start_ms: int,
+        end_ms: int,
+        windows: tuple[int, int, int] | None = None,
+    ) -> pa.Table:
         """Samples of those series in ``[start_ms, end_ms]`` (both ends
         included), one per timestamp, as a table of ``fingerprint``,
         ``timestamp_ms``, ``value`` sorted by fingerprint then time.
-        Staleness markers come back bit for bit."""
+        Staleness markers come back bit for bit. ``windows`` =
+        ``(first_end, step, length)`` keeps only samples in some window
+        ``(first_end + k*step - length, first_end + k*step]`` (a PromQL range
+        query's steps), filtered by the store."""
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
         """Label names (``__name__`` included) of matching series, sorted."""

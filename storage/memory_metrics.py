@@ -80,7 +80,15 @@ class InMemoryMetricStore:
         found = self._matching(matchers, start_ms, end_ms)
         return found[:limit] if limit > 0 else found
 
-    def samples(self, fingerprints: Sequence[int], start_ms: int, end_ms: int) -> pa.Table:
+    def samples(
+        self,
+        fingerprints: Sequence[int],
+        start_ms: int,
+        end_ms: int,
+        windows: tuple[int, int, int] | None = None,
+    ) -> pa.Table:
+        first_end, step, length = windows if windows is not None else (0, 0, 0)
+        filtered = 0 < length < step
         fps: list[int] = []
         times: list[int] = []
         values: list[float] = []
@@ -88,6 +96,8 @@ class InMemoryMetricStore:
             for fp in sorted(set(fingerprints)):
                 points = self._samples.get(fp, {})
                 for ts in sorted(points):
+                    if filtered and (first_end - ts) % step >= length:
+                        continue
                     if start_ms <= ts <= end_ms:
                         fps.append(fp)
                         times.append(ts)

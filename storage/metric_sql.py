@@ -224,18 +224,38 @@ def find_series(
 
 
 def read_samples(
-    db: SqlRunner, target: SchemaTarget, fingerprints: Sequence[int], start_ms: int, end_ms: int
+    db: SqlRunner,
+    target: SchemaTarget,
+    fingerprints: Sequence[int],
+    start_ms: int,
+    end_ms: int,
+    windows: tuple[int, int, int] | None = None,
 ) -> pa.Table:
-    """Samples of ``fingerprints`` in ``[start_ms, end_ms]``, one per timestamp."""
+    """Samples of ``fingerprints`` in ``[start_ms, end_ms]``, one per timestamp.
+
+    ``windows`` = ``(first_end, step, length)``: keep only samples inside some
+    window ``(first_end + k*step - length, first_end + k*step]``. A PromQL
+    range query with a step longer than its windows (``rate(x[5m])`` every
+    hour, or the 5-minute lookback) then reads what its steps use, not every
+    sample in between: the filter runs in ClickHouse.
+    """
     fps = sorted({int(fp) for fp in fingerprints})
     if not fps or end_ms < start_ms:
         return SAMPLE_READ_SCHEMA.empty_table()
     b = SqlBuilder()
+    windowed = ""
+    if windows is not None and 0 < windows[2] < windows[1]:
+        first_end, step, length = (b.param(int(v), "Int64") for v in windows)
+        # Distance from the sample to the next window end; % keeps the
+        # dividend's sign in ClickHouse, hence the second modulo.
+        windowed = (
+            f"AND ((({first_end} - timestamp_ms) % {step}) + {step}) % {step} < {length} "
+        )
     sql = b.build(
         f"SELECT fingerprint, timestamp_ms, value FROM {target.table(schema.SAMPLES)} "
         f"WHERE fingerprint IN (SELECT arrayJoin({b.param(fps, 'Array(UInt64)')})) "
         f"AND timestamp_ms >= {b.param(start_ms, 'Int64')} "
-        f"AND timestamp_ms <= {b.param(end_ms, 'Int64')} "
+        f"AND timestamp_ms <= {b.param(end_ms, 'Int64')} {windowed}"
         f"ORDER BY fingerprint, timestamp_ms LIMIT 1 BY fingerprint, timestamp_ms"
     )
     result = db.select(sql)

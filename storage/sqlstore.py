@@ -320,9 +320,19 @@ class SqlSpanStore:
         """Series matching every matcher, seen on a day of the window, sorted by labels."""
         return metric_sql.find_series(self._backend, self.target, matchers, start_ms, end_ms, limit)
 
-    def samples(self, fingerprints: Sequence[int], start_ms: int, end_ms: int) -> pa.Table:
-        """Samples of the series in ``[start_ms, end_ms]``, sorted, one per timestamp."""
-        return metric_sql.read_samples(self._backend, self.target, fingerprints, start_ms, end_ms)
+    def samples(
+        self,
+        fingerprints: Sequence[int],
+        start_ms: int,
+        end_ms: int,
+        windows: tuple[int, int, int] | None = None,
+    ) -> pa.Table:
+        """Samples of the series in ``[start_ms, end_ms]``, sorted, one per
+        timestamp; with ``windows``, only those inside the windows (see
+        :func:`tinct.storage.metric_sql.read_samples`)."""
+        return metric_sql.read_samples(
+            self._backend, self.target, fingerprints, start_ms, end_ms, windows
+        )
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
         """Label names of matching series, sorted."""

@@ -233,3 +233,17 @@ def test_sample_batch_writer_batches_into_the_store() -> None:
     assert writer.close()
     got = _points(store, [Matcher("__name__", "=", "w")], 0, 10)
     assert list(got.values()) == [[(1, 1.0), (2, 2.0)]]
+
+
+def test_samples_filtered_to_step_windows(metric_store: Any) -> None:
+    # One sample a second; windows of 3 s ending every 10 s from t=20 s.
+    rows = [({"__name__": "w"}, t * 1000, float(t)) for t in range(0, 60)]
+    metric_store.write_samples(_batch(rows))
+    (series,) = metric_store.series([Matcher("__name__", "=", "w")], 0, 60_000)
+    got = metric_store.samples([series.fingerprint], 0, 50_000, windows=(20_000, 10_000, 3_000))
+    seconds = [t // 1000 for t in got.column("timestamp_ms").to_pylist()]
+    # Left-open windows (t-3, t]: 8..10, 18..20, 28..30, 38..40, 48..50, and 0
+    # (the ends are first_end + k*step in both directions; callers bound start).
+    assert seconds == [0, 8, 9, 10, 18, 19, 20, 28, 29, 30, 38, 39, 40, 48, 49, 50]
+    everything = metric_store.samples([series.fingerprint], 0, 50_000)
+    assert everything.num_rows == 51
