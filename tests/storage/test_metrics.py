@@ -237,7 +237,7 @@ def test_sample_batch_writer_batches_into_the_store() -> None:
 
 def test_samples_filtered_to_step_windows(metric_store: Any) -> None:
     # One sample a second; windows of 3 s ending every 10 s from t=20 s.
-    rows = [({"__name__": "w"}, t * 1000, float(t)) for t in range(0, 60)]
+    rows = [({"__name__": "w"}, t * 1000, float(t)) for t in range(60)]
     metric_store.write_samples(_batch(rows))
     (series,) = metric_store.series([Matcher("__name__", "=", "w")], 0, 60_000)
     got = metric_store.samples([series.fingerprint], 0, 50_000, windows=(20_000, 10_000, 3_000))
