@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from a2wsgi import WSGIMiddleware
@@ -30,13 +30,21 @@ from tinct import __version__
 from tinct.dye_api import DyeRulesAPI
 from tinct.jaeger_api import JaegerQueryAPI
 from tinct.logs_api import LogsAPI
+from tinct.promql.api import PrometheusAPI
 from tinct.remote_write_api import RemoteWriteAPI
 from tinct.rum_api import RumAPI
 from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
-from tinct.storage.base import SpanReader
+from tinct.storage.base import MetricReader, SpanReader
 from tinct.targets_api import TargetsAPI
 
-__all__ = ["create_main_app", "set_store", "set_scheduler", "set_sample_sink", "wsgi_ui"]
+__all__ = [
+    "create_main_app",
+    "set_store",
+    "set_scheduler",
+    "set_sample_sink",
+    "set_engine",
+    "wsgi_ui",
+]
 
 
 def wsgi_ui(wsgi_app: Callable[..., Iterable[bytes]]) -> ASGIApp:
@@ -77,6 +85,11 @@ def set_sample_sink(
     samples and family metadata; until set, remote_write answers 503."""
     app.state.sample_sink = sink
     app.state.metadata_sink = metadata_sink
+
+
+def set_engine(app: Starlette, engine: Any) -> None:
+    """Give the main app its PromQL engine (the Prometheus query API answers 503 until then)."""
+    app.state.engine = engine
 
 
 def set_scheduler(app: Starlette, scheduler: Any) -> None:
@@ -127,6 +140,8 @@ def create_main_app(
     clock: Callable[[], int] = time.time_ns,
     admin_token: str | None = None,
     rum_allowed_origins: Sequence[str] = (),
+    prometheus_flags: Mapping[str, str] | None = None,
+    config_yaml: Callable[[], str] = lambda: "",
 ) -> Starlette:
     """Build the main port's Starlette app.
 
@@ -144,6 +159,10 @@ def create_main_app(
             ``None`` leaves them open.
         rum_allowed_origins: page origins the browser beacon accepts
             (``*`` for any); none by default.
+        prometheus_flags: what ``/api/v1/status/flags`` shows (Prometheus's
+            flag names: ``query.timeout``...).
+        config_yaml: the config file's text, secrets redacted, for
+            ``/api/v1/status/config``.
     """
     metrics = metrics or SelfMetrics()
     # The API reads the store from the app's state at request time, so
@@ -156,6 +175,12 @@ def create_main_app(
         lambda: app.state.sample_sink, lambda: app.state.metadata_sink, metrics
     )
     metrics.watch_remote_write(remote_write)
+    prometheus_api = PrometheusAPI(
+        lambda: app.state.engine,
+        lambda: app.state.store if isinstance(app.state.store, MetricReader) else None,
+        flags=dict(prometheus_flags or {}),
+        config_yaml=config_yaml,
+    )
     rum_api = RumAPI(
         lambda: app.state.store,
         lambda: app.state.sample_sink,
@@ -172,6 +197,7 @@ def create_main_app(
         *targets_api.routes(),
         *rum_api.routes(),
         *remote_write.routes(),
+        *prometheus_api.routes(),
     ]
     if ui is not None:
         routes.append(Mount("/", app=ui))
@@ -186,4 +212,5 @@ def create_main_app(
     app.state.scheduler = None
     app.state.sample_sink = None
     app.state.metadata_sink = None
+    app.state.engine = None
     return app

@@ -41,7 +41,14 @@ from tinct.collection import Collection, collection_config, emit_span_layers
 from tinct.collectors.layers import MeteredSink, MeterLayers, ObservedSpanSink, SpanLayers
 from tinct.config import Settings
 from tinct.errors import ConfigError, TinctError
-from tinct.main_app import create_main_app, set_sample_sink, set_scheduler, set_store
+from tinct.main_app import (
+    create_main_app,
+    set_engine,
+    set_sample_sink,
+    set_scheduler,
+    set_store,
+)
+from tinct.promql.engine import Engine
 from tinct.selfmetrics import SelfMetrics
 from tinct.storage import (
     BatchWriter,
@@ -154,6 +161,49 @@ async def retention_loop(store: SqlSpanStore, every_seconds: float) -> None:
             logger.info("retention dropped partition %s of %s", partition, table)
 
 
+def prometheus_flags(settings: Settings) -> dict[str, str]:
+    """``/api/v1/status/flags``: the settings under Prometheus's flag names."""
+    from tinct.durations import format_duration
+
+    return {
+        "query.timeout": format_duration(settings.query_timeout),
+        "query.max-samples": str(settings.query_max_samples),
+        "query.lookback-delta": format_duration(settings.query_lookback_delta),
+        "query.max-concurrency": str(settings.query_max_concurrency),
+        "storage.tsdb.retention.time": f"{settings.retention}d" if settings.retention else "0s",
+        "web.listen-address": _hostport(settings.listen, settings.port),
+        "config.file": str(settings.config or ""),
+        "log.level": settings.log_level,
+    }
+
+
+def redacted_config(path: Any) -> str:
+    """The config file as YAML with secrets masked, as Prometheus shows ``<secret>``."""
+    if path is None:
+        return ""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+
+    def mask(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: "<secret>" if k in _SECRET_KEYS and v is not None else mask(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [mask(v) for v in node]
+        return node
+
+    return str(yaml.safe_dump(mask(doc), sort_keys=False))
+
+
+_SECRET_KEYS = frozenset({"admin_token", "password", "credentials", "bearer_token"})
+
+
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -238,6 +288,8 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         about=about,
         admin_token=settings.admin_token,
         rum_allowed_origins=settings.rum_allowed_origins,
+        prometheus_flags=prometheus_flags(settings),
+        config_yaml=lambda: redacted_config(settings.config),
     )
     otlp_app = create_otlp_http_app(None, metrics=metrics, metrics_ingest=metrics_ingest)
     zipkin_app = create_zipkin_app(None, metrics=metrics)
@@ -296,6 +348,16 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         if isinstance(store, MetricStore):
             sample_writer = sample_batch_writer(store)
             metrics.watch_writer(sample_writer, "samples")
+            set_engine(
+                main_app,
+                Engine(
+                    store,
+                    lookback_delta_ms=int(settings.query_lookback_delta * 1000),
+                    timeout_s=settings.query_timeout,
+                    max_samples=settings.query_max_samples,
+                    max_concurrent=settings.query_max_concurrency,
+                ),
+            )
             set_sample_sink(main_app, sample_writer.submit, store.write_metadata)
             metered = MeteredSink(sample_writer, meter_layers)
             set_metric_writer(otlp_app, metered)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tinct.metrics import Labels
+from tinct.promql.result import ExecutionError
 from tinct.promql.values import EvalContext, Scalar, String, Value, Vector, drop_name
 
 if TYPE_CHECKING:
@@ -212,10 +213,24 @@ def bucket_fraction(lower: float, upper: float, buckets: list[tuple[float, float
             upper_rank, upper_set = rank, True
         if lower_set and upper_set:
             break
+        # No interpolation inside a bucket of infinite width: a bound in the
+        # first (-Inf, le] bucket counts none of it, one in (le, +Inf] none.
         if not lower_set and b_lower < lower < b_upper:
-            lower_rank, lower_set = rank + b_count * (lower - b_lower) / (b_upper - b_lower), True
+            if math.isinf(b_lower):
+                lower_rank = rank + b_count
+            elif math.isinf(b_upper):
+                lower_rank = rank
+            else:
+                lower_rank = rank + b_count * (lower - b_lower) / (b_upper - b_lower)
+            lower_set = True
         if not upper_set and b_lower < upper < b_upper:
-            upper_rank, upper_set = rank + b_count * (upper - b_lower) / (b_upper - b_lower), True
+            if math.isinf(b_lower):
+                upper_rank = rank + b_count
+            elif math.isinf(b_upper):
+                upper_rank = rank
+            else:
+                upper_rank = rank + b_count * (upper - b_lower) / (b_upper - b_lower)
+            upper_set = True
         if lower_set and upper_set:
             break
         rank += b_count
@@ -329,15 +344,21 @@ def histogram_quantiles(ctx: EvalContext, args: list[Value], call: CallInfo | No
         out = _per_group(ctx, vec, _quantile_of(ctx, q))
         # A quantile varying per step keeps the first step's value as label.
         text = openmetrics_float(float(q[0])) if len(q) else ""
-        out.labels = [tuple(sorted((*lb, (label, text)))) for lb in out.labels]
+        out.labels = [
+            tuple(sorted((*(p for p in lb if p[0] != label), (label, text)))) for lb in out.labels
+        ]
         parts.append(out)
     if not parts or not any(len(p) for p in parts):
         return Vector.empty(ctx.n)
-    return Vector(
-        [lb for p in parts for lb in p.labels],
-        np.concatenate([p.values for p in parts]),
-        np.concatenate([p.present for p in parts]),
-    )
+    labels = [lb for p in parts for lb in p.labels]
+    present = np.concatenate([p.present for p in parts])
+    rows: dict[tuple[tuple[str, str], ...], int] = {}
+    for i, lb in enumerate(labels):
+        j = rows.setdefault(lb, i)
+        # The quantile label replaced one the histograms told apart by.
+        if j != i and bool(np.any(present[i] & present[j])):
+            raise ExecutionError("vector cannot contain metrics with the same labelset")
+    return Vector(labels, np.concatenate([p.values for p in parts]), present)
 
 
 def histogram_fraction(ctx: EvalContext, args: list[Value], call: CallInfo | None = None) -> Value:
