@@ -248,9 +248,7 @@ def read_samples(
         first_end, step, length = (b.param(int(v), "Int64") for v in windows)
         # Distance from the sample to the next window end; % keeps the
         # dividend's sign in ClickHouse, hence the second modulo.
-        windowed = (
-            f"AND ((({first_end} - timestamp_ms) % {step}) + {step}) % {step} < {length} "
-        )
+        windowed = f"AND ((({first_end} - timestamp_ms) % {step}) + {step}) % {step} < {length} "
     sql = b.build(
         f"SELECT fingerprint, timestamp_ms, value FROM {target.table(schema.SAMPLES)} "
         f"WHERE fingerprint IN (SELECT arrayJoin({b.param(fps, 'Array(UInt64)')})) "
