@@ -121,6 +121,7 @@ def openmetrics(labels: list[dict[str, str]], times: np.ndarray, seed: int) -> I
 def backfill_prometheus(
     folder: Path, labels: list[dict[str, str]], times: np.ndarray, seed: int
 ) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     text = folder / "data.om"
     with text.open("w") as out:
         for chunk in openmetrics(labels, times, seed):
