@@ -136,7 +136,7 @@ def backfill_prometheus(
 
 def time_query(base: str, query: str, start: float, end: float, step: float, repeat: int) -> float:
     best = float("inf")
-    params = {"query": query, "start": start, "end": end, "step": step}
+    params: dict[str, str | float] = {"query": query, "start": start, "end": end, "step": step}
     for _ in range(repeat):
         began = time.perf_counter()
         response = httpx.get(f"{base}/api/v1/query_range", params=params, timeout=600)

@@ -422,9 +422,9 @@ def compare(ev: Eval, res: QueryResult) -> None:
             want_pos, vals = expected[k]
             if ev.ordered and want_pos != pos:
                 raise CaseFailure(f"{_fmt(labels)} at position {pos + 1}, expected {want_pos + 1}")
-            want = vals[0]
-            if want is None or not almost_equal(want, value):
-                raise CaseFailure(f"{_fmt(labels)}: expected {want}, got {value}")
+            first = vals[0]
+            if first is None or not almost_equal(first, value):
+                raise CaseFailure(f"{_fmt(labels)}: expected {first}, got {value}")
     missing = [k for k in expected if k not in seen]
     if missing:
         raise CaseFailure(f"expected series not found: {[_fmt(dict(k)) for k in missing]}")

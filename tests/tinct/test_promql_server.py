@@ -32,7 +32,7 @@ def test_written_data_is_queried_through_the_prometheus_api(tmp_path: Path) -> N
             headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"},
         )
         assert response.status_code == 204, response.text
-        params = {
+        params: dict[str, str | int] = {
             "query": "sum by (job) (rate(req_total[1m]))",
             "start": now - 300,
             "end": now - 60,
