@@ -131,3 +131,23 @@ def test_range_query_omits_absent_points() -> None:
     engine = Engine(_store({FOO: [(0, 1.0), (MIN, STALE_NAN)]}))
     res = engine.range("foo", 0, 3 * MIN, MIN)
     assert res.result == [({"__name__": "foo", "job": "a"}, [(0, 1.0)])]
+
+
+@pytest.mark.parametrize("query", ["rate(c[1m])", "c", "max_over_time(c[2m])", "c offset 30s"])
+def test_steps_far_apart_read_only_their_windows_and_agree_with_instant_queries(
+    query: str,
+) -> None:
+    # Samples every 10 s; steps every 10 minutes, longer than every window, so
+    # the store filters samples to the windows: the answers must not change.
+    builder = SampleBuilder()
+    for t in range(0, 3600, 10):
+        builder.add_mapping({"__name__": "c", "job": "a"}, t * 1000 + 3_000, float(t * (t % 7)))
+    store = InMemoryMetricStore()
+    store.write_samples(builder.take())
+    engine = Engine(store)
+    ranged = engine.range(query, 600_000, 3_000_000, 600_000)
+    ((_, points),) = ranged.result
+    for t_ms, value in points:
+        ((_, (_, alone)),) = engine.instant(query, t_ms).result
+        assert value == pytest.approx(alone), (query, t_ms)
+    assert len(points) == 5

@@ -117,7 +117,9 @@ class _Evaluation:
         refs = self._refs(node, steps)
         width = node.range_ms if node.range_ms is not None else self.engine._lookback_ms
         lo, hi = int(refs.min()) - width + 1, int(refs.max())
-        series = fetch(self.engine._store, node.matchers, node.or_matchers, lo, hi)
+        series = fetch(
+            self.engine._store, node.matchers, node.or_matchers, lo, hi, _windows(refs, width)
+        )
         self._count(sum(len(s.times) for s in series))
         if node.range_ms is None:
             return instant_vector(series, refs, width)
@@ -353,3 +355,15 @@ def _range_result(ev: _Evaluation, value: Value, steps: np.ndarray) -> QueryResu
     series.sort(key=lambda s: sorted(s[0].items()))
     ev._count(sum(len(p) for _, p in series))
     return QueryResult("matrix", series, ev.warnings, ev.infos, ev.samples)
+
+
+def _windows(refs: np.ndarray, width: int) -> tuple[int, int, int] | None:
+    """(first end, step, width) when the steps are evenly spaced further apart
+    than their windows: the store then reads only the samples in windows."""
+    if len(refs) < 3:
+        return None
+    steps = np.diff(refs)
+    step = int(steps[0])
+    if step <= width or not bool(np.all(steps == step)):
+        return None
+    return int(refs[0]), step, width
