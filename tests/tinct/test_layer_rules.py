@@ -16,10 +16,10 @@ from tinct.alerting.layer_rules import (
     DEFAULT_THRESHOLDS,
     LayerRuleOptions,
     layer_rule_groups,
-    parse_layer_rules_config,
     rule_file_text,
     write_rule_file,
 )
+from tinct.alerting.layer_rules_config import parse_layer_rules_config
 from tinct.alerting.rules import AlertingRule, RecordingRule
 from tinct.catalog import CATALOG
 from tinct.errors import ConfigError
