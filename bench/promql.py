@@ -96,6 +96,7 @@ def load_tinct(folder: Path, labels: list[dict[str, str]], times: np.ndarray, se
                 schema=SAMPLE_SCHEMA,
             )
             store.write_samples(table)
+        store.compact()  # merged parts, as Prometheus's backfilled blocks are compacted
     finally:
         store.close()
 

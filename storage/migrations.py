@@ -64,6 +64,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ],
     ),
     Migration(6, "browser error events table", lambda target: [schema.rum_events_table(target)]),
+    Migration(7, "alert history table", lambda target: [schema.alert_history_table(target)]),
 )
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "SAMPLES",
     "METRIC_METADATA",
     "RUM_EVENTS",
+    "ALERT_HISTORY",
     "RETENTION_TABLES",
     "SPAN_COLUMN_TYPES",
     "LOG_COLUMN_TYPES",
@@ -52,6 +53,7 @@ __all__ = [
     "samples_table",
     "metric_metadata_table",
     "rum_events_table",
+    "alert_history_table",
     "skip_indexes",
     "ttl_clause",
 ]
@@ -66,6 +68,7 @@ SERIES = "tinct_series"
 SAMPLES = "tinct_samples"
 METRIC_METADATA = "tinct_metric_metadata"
 RUM_EVENTS = "tinct_rum_events"
+ALERT_HISTORY = "tinct_alert_history"
 # Daily-partitioned tables that retention applies to.
 RETENTION_TABLES = (SPANS, TRACE_INDEX, LOGS, SERIES, SAMPLES, RUM_EVENTS)
 
@@ -479,6 +482,35 @@ def rum_events_table(target: SchemaTarget) -> str:
     columns = _typed_columns(target, RUM_EVENT_COLUMN_TYPES)
     tail = _daily_merge_tree(target, "time_ns", "(app, time_ns)")
     return _create(target, RUM_EVENTS, columns, tail)
+
+
+def alert_history_table(target: SchemaTarget) -> str:
+    """Alert transitions (to ``firing``, to ``resolved``), one row each.
+
+    Columns in ``tinct.storage.alert_history.ALERT_EVENT_SCHEMA`` order. The
+    reads are a time window, newest first, optionally of one alert, so the
+    sort key is ``(alertname, time_ms)``. Monthly partitions: the table is
+    small (a row per transition) and kept whole; span retention does not
+    apply to it.
+    """
+    columns = [
+        "time_ms Int64",
+        f"alertname {target.lc()}",
+        f"state {target.lc()}",
+        "fingerprint UInt64",
+        f"label_keys Array({target.lc()})",
+        f"label_values Array(String){target.codec(_ZSTD)}",
+        "value Float64",
+        f"annotation_keys Array({target.lc()})",
+        f"annotation_values Array(String){target.codec(_ZSTD)}",
+        "active_at_ms Int64",
+    ]
+    tail = [
+        f"ENGINE = {target.engine('MergeTree')}",
+        f"PARTITION BY toYYYYMM({day_of_ms_expr('time_ms')})",
+        "ORDER BY (alertname, time_ms)",
+    ]
+    return _create(target, ALERT_HISTORY, columns, tail)
 
 
 def schema_version_table(target: SchemaTarget) -> str:

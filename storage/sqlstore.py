@@ -23,7 +23,7 @@ from tinct.errors import ConfigError, SchemaError, StorageError
 from tinct.logs import LogQuery, LogRow
 from tinct.metrics import Matcher, MetricMetadata, Series
 from tinct.spans import TraceQuery
-from tinct.storage import dye_rules, logs, metric_sql, queries, rum, schema
+from tinct.storage import alert_history, dye_rules, logs, metric_sql, queries, rum, schema
 from tinct.storage.base import SpanRow, StoredDyeRule
 from tinct.storage.batches import normalize_batch, operation_rows, to_span_rows, trace_index_rows
 from tinct.storage.metric_batches import SeriesLimit
@@ -293,6 +293,22 @@ class SqlSpanStore:
     def find_rum_events(self, query: rum.RumEventQuery) -> list[rum.RumEventRow]:
         """The browser error events ``query`` selects, newest first."""
         return rum.find_rum_events(self._backend, self.target, query)
+
+    # -- alert history ------------------------------------------------------------
+
+    def write_alert_events(self, events: Sequence[alert_history.AlertEvent]) -> None:
+        """Record alert transitions (:mod:`tinct.storage.alert_history`).
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        alert_history.write_alert_events(self._backend, self.target, events)
+
+    def find_alert_events(
+        self, query: alert_history.AlertEventQuery
+    ) -> list[alert_history.AlertEvent]:
+        """The alert transitions ``query`` selects, newest first."""
+        return alert_history.find_alert_events(self._backend, self.target, query)
 
     # -- metrics ------------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 on"); ``tinct dye`` manages dye rules on a running one (``tinct.dye_cli``);
 ``tinct demo`` runs a traced demo application (``tinct.demo``); ``tinct
 agent`` collects on another machine and ships by remote_write
-(``tinct.agent``). Later roles (``tinct rules``...) are added by
+(``tinct.agent``); ``tinct rules check|test`` validates and unit-tests rule
+files as ``promtool`` does (``tinct.rules_cli``). Later roles are added by
 writing a ``_add_<name>(subparsers)`` function that registers its subparser
 with a ``handler`` and appending it to ``_COMMANDS``; settings flags come from
 :func:`tinct.config.add_setting_flags` so every subcommand spells and validates
@@ -27,6 +28,7 @@ from tinct.config import add_setting_flags, load_settings
 from tinct.demo import add_demo_command
 from tinct.dye_cli import add_dye_command
 from tinct.errors import ConfigError
+from tinct.rules_cli import add_rules_command
 
 __all__ = ["main", "build_parser"]
 
@@ -60,6 +62,7 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     add_dye_command,
     add_demo_command,
     add_agent_command,
+    add_rules_command,
 )
 
 

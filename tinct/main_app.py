@@ -13,9 +13,11 @@ Without a UI, ``/`` is a small page listing what the process serves.
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import html
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from a2wsgi import WSGIMiddleware
@@ -27,6 +29,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
 from tinct import __version__
+from tinct.alerting.api import AlertsAPI
 from tinct.dye_api import DyeRulesAPI
 from tinct.jaeger_api import JaegerQueryAPI
 from tinct.logs_api import LogsAPI
@@ -43,6 +46,7 @@ __all__ = [
     "set_scheduler",
     "set_sample_sink",
     "set_engine",
+    "set_alerting",
     "wsgi_ui",
 ]
 
@@ -90,6 +94,43 @@ def set_sample_sink(
 def set_engine(app: Starlette, engine: Any) -> None:
     """Give the main app its PromQL engine (the Prometheus query API answers 503 until then)."""
     app.state.engine = engine
+
+
+def set_alerting(
+    app: Starlette, evaluator: Any, history: Any, reload: Callable[[], None] | None
+) -> None:
+    """Give the main app the rule evaluator (``/api/v1/rules``, ``/api/v1/alerts``),
+    the alert history store and what ``/-/reload`` runs."""
+    app.state.evaluator = evaluator
+    app.state.alert_history = history
+    app.state.reload = reload
+
+
+def _reload_route(admin_token: str | None) -> Callable[[Request], Awaitable[Response]]:
+    """``POST /-/reload``, as Prometheus's: 200, or 500 naming what failed."""
+    token = admin_token.encode() if admin_token else None
+
+    async def reload(request: Request) -> Response:
+        if token is not None:
+            scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                credentials.strip().encode(), token
+            ):
+                return PlainTextResponse(
+                    "authorization: reloading needs 'Authorization: Bearer <admin token>'\n",
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        run = request.app.state.reload
+        if run is None:
+            return PlainTextResponse("tinct is starting: nothing to reload yet\n", 503)
+        try:
+            await asyncio.to_thread(run)
+        except Exception as exc:
+            return PlainTextResponse(f"failed to reload config: {exc}\n", status_code=500)
+        return PlainTextResponse("")
+
+    return reload
 
 
 def set_scheduler(app: Starlette, scheduler: Any) -> None:
@@ -175,6 +216,8 @@ def create_main_app(
         lambda: app.state.sample_sink, lambda: app.state.metadata_sink, metrics
     )
     metrics.watch_remote_write(remote_write)
+    alerts_api = AlertsAPI(lambda: app.state.evaluator, lambda: app.state.alert_history)
+    reload = _reload_route(admin_token)
     prometheus_api = PrometheusAPI(
         lambda: app.state.engine,
         lambda: app.state.store if isinstance(app.state.store, MetricReader) else None,
@@ -191,6 +234,7 @@ def create_main_app(
         Route("/-/healthy", _healthy, methods=["GET"]),
         Route("/-/ready", _ready, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
+        Route("/-/reload", reload, methods=["POST", "PUT"]),
         *api.routes(),
         *dye_api.routes(),
         *logs_api.routes(),
@@ -198,6 +242,7 @@ def create_main_app(
         *rum_api.routes(),
         *remote_write.routes(),
         *prometheus_api.routes(),
+        *alerts_api.routes(),
     ]
     if ui is not None:
         routes.append(Mount("/", app=ui))
@@ -213,4 +258,7 @@ def create_main_app(
     app.state.sample_sink = None
     app.state.metadata_sink = None
     app.state.engine = None
+    app.state.evaluator = None
+    app.state.alert_history = None
+    app.state.reload = None
     return app

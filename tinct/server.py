@@ -37,12 +37,14 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from tinct.alerting.process import Alerting, load_alerting
 from tinct.collection import Collection, collection_config, emit_span_layers
 from tinct.collectors.layers import MeteredSink, MeterLayers, ObservedSpanSink, SpanLayers
 from tinct.config import Settings
 from tinct.errors import ConfigError, TinctError
 from tinct.main_app import (
     create_main_app,
+    set_alerting,
     set_engine,
     set_sample_sink,
     set_scheduler,
@@ -214,8 +216,18 @@ def _install_signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[int],
 
 
 def _remove_signals(loop: asyncio.AbstractEventLoop) -> None:
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
+
+
+def _on_sighup(loop: asyncio.AbstractEventLoop, reload: Callable[[], None]) -> None:
+    async def run() -> None:
+        try:
+            await asyncio.to_thread(reload)
+        except Exception as exc:
+            logger.error("SIGHUP: reloading the config failed, keeping the old one: %s", exc)
+
+    loop.create_task(run())
 
 
 async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | None = None) -> int:
@@ -241,8 +253,10 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
 
     listen = settings.listen
     try:
-        # Checked before binding: a bad scrape config is a config error (exit 2).
+        # Checked before binding: a bad scrape config or rule file is a config
+        # error (exit 2).
         collecting = collection_config(settings.config)
+        alerting_setup = load_alerting(settings.config)
     except ConfigError as exc:
         logger.error("%s", exc)
         return 2
@@ -348,15 +362,16 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         if isinstance(store, MetricStore):
             sample_writer = sample_batch_writer(store)
             metrics.watch_writer(sample_writer, "samples")
-            set_engine(
-                main_app,
-                Engine(
-                    store,
-                    lookback_delta_ms=int(settings.query_lookback_delta * 1000),
-                    timeout_s=settings.query_timeout,
-                    max_samples=settings.query_max_samples,
-                    max_concurrent=settings.query_max_concurrency,
-                ),
+            engine = Engine(
+                store,
+                lookback_delta_ms=int(settings.query_lookback_delta * 1000),
+                timeout_s=settings.query_timeout,
+                max_samples=settings.query_max_samples,
+                max_concurrent=settings.query_max_concurrency,
+            )
+            set_engine(main_app, engine)
+            alerting = Alerting(
+                alerting_setup, settings.config, engine, store, endpoints.main.rstrip("/")
             )
             set_sample_sink(main_app, sample_writer.submit, store.write_metadata)
             metered = MeteredSink(sample_writer, meter_layers)
@@ -371,6 +386,17 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
             metrics.watch_collection(collection.scheduler, store)
             set_scheduler(main_app, collection.scheduler)
             background.append(asyncio.create_task(collection.run()))
+            background.append(asyncio.create_task(alerting.run()))
+
+            def reload() -> None:
+                # Prometheus's reload: rules and scrape configs re-read; a bad
+                # file raises and leaves what runs as it was.
+                new_collection = collection_config(settings.config)
+                alerting.reload()
+                collection.config = new_collection
+
+            set_alerting(main_app, alerting.evaluator, store, reload)
+            loop.add_signal_handler(signal.SIGHUP, _on_sighup, loop, reload)
         logger.info("ready: store %s open", redact_store_url(settings.store))
         if settings.retention > 0 and isinstance(store, SqlSpanStore):
             background.append(asyncio.create_task(retention_loop(store, RETENTION_EVERY_SECONDS)))

@@ -152,6 +152,6 @@ def test_a_store_at_version_5_gains_the_events_table(open_store: Any) -> None:
     assert store.applied_migrations == [1, 2, 3, 4, 5]
     store.close()
     store = open_store()
-    assert store.applied_migrations == [6]
+    assert store.applied_migrations[0] == 6  # and any later ones
     store.write_rum_events(events(event()))
     assert store.find_rum_events(EVERYTHING) == [event()]

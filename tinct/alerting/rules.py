@@ -382,4 +382,3 @@ def load_rule_files(
     if errors:
         raise RuleFileError(errors)
     return groups
-
