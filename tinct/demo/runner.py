@@ -134,7 +134,7 @@ class _Demo:
             args = ["--data", str(o.data), *o.up_args]
             if not any(a == "--config" or a.startswith("--config=") for a in o.up_args):
                 # Collect the host and the demo's components (once they run).
-                args += ["--config", str(write_collection_config(o.workdir))]
+                args += ["--config", str(write_collection_config(o.workdir, o.speed))]
             self.tinct = TinctUp(args, logs / "tinct-up.log", echo)
             try:
                 self.tinct.wait_ready(120)

@@ -7,7 +7,8 @@ as ``topology.yaml`` (services, components, declared dependencies) and its
 components as tinct's ``collectors`` section in ``targets.yaml`` in its working
 directory. With ``--with-server`` the demo's own ``tinct up`` collects the
 host and those components (``tinct.yaml`` here, through file_sd files filled
-as the components start).
+as the components start) and evaluates tinct's layer rules, with windows and
+``for`` durations scaled to the fault schedule (:func:`demo_alerting`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "SERVICES",
     "SERVICE_NAMES",
     "write_topology",
+    "demo_alerting",
     "write_collection_config",
     "write_component_targets",
 ]
@@ -164,10 +166,64 @@ def _targets(topo: DemoTopology) -> dict[str, Any]:
     return {"collectors": {"host": {"scrape_interval": "15s"}, "components": _components(topo)}}
 
 
-def write_collection_config(workdir: Path) -> Path:
-    """``tinct.yaml`` for the demo's own ``tinct up``: the host, and the
+# The demo's faults, each 90 s long at --speed 1 (tinct.demo.faults), scaled.
+_FAULT_SECONDS = 90.0
+_EXPORT_SECONDS = 5.0  # the services' RED metric export interval (tinct.demo.service)
+
+
+def demo_alerting(speed: float = 1.0) -> dict[str, Any]:
+    """``global`` and ``alerting`` for the demo's ``tinct up``: the layer rules,
+    with windows and ``for`` durations scaled to the fault schedule at ``speed``.
+
+    A fault lasts ``90 / speed`` seconds (tinct.demo.faults). A new error
+    series needs two of the services' 5-second exports before ``rate()`` sees
+    it, so an alert's condition holds some 5 to 15 s after its fault begins.
+    Hence:
+
+    * the ``rate()`` window is a third of a fault, but at least 20 s (four
+      exports): 30 s at speed 1. An alert resolves about one window after its
+      fault ends, before the next fault (a minute later at speed 1) begins;
+    * ``for`` is half a fault less 15 s, never negative: 30 s at speed 1, so
+      an alert is pending first and fires halfway through its 90-s fault;
+      from speed 3 on it is 0 and alerts fire as soon as the data shows the
+      fault;
+    * rules run every 5 s, every 2 s once a fault is shorter than 45 s;
+    * the interface p99 threshold, 0.35 s, lies between the demo's normal
+      p99s (up to about 0.25 s for ``POST /orders`` under load) and those of
+      the inventory spike (+400 ms: about 0.5 s).
+
+    Other thresholds and durations (hosts, components) keep tinct's defaults.
+    """
+    fault = _FAULT_SECONDS / speed
+    window = f"{max(4 * round(_EXPORT_SECONDS), round(fault / 3))}s"
+    hold = f"{max(0, round(fault / 2 - 15))}s"
+    return {
+        "global": {"evaluation_interval": "5s" if fault >= 45 else "2s"},
+        "alerting": {
+            "layer_rules": {
+                "window": window,
+                "thresholds": {
+                    "service_errors": 0.05,
+                    "interface_errors": 0.05,
+                    "interface_latency_p99": 0.35,
+                    "user_errors": 0.05,
+                },
+                "for": {
+                    "service_errors": hold,
+                    "interface_errors": hold,
+                    "interface_latency_p99": hold,
+                    "user_errors": hold,
+                },
+            }
+        },
+    }
+
+
+def write_collection_config(workdir: Path, speed: float = 1.0) -> Path:
+    """``tinct.yaml`` for the demo's own ``tinct up``: the host, the
     components from file_sd files that :func:`write_component_targets` fills
-    once they run (tinct re-reads them every 5 s)."""
+    once they run (tinct re-reads them every 5 s), and the layer rules with
+    timings for the fault schedule at ``speed`` (:func:`demo_alerting`)."""
     targets = workdir / "targets"
     targets.mkdir(parents=True, exist_ok=True)
     components = []
@@ -185,7 +241,10 @@ def write_collection_config(workdir: Path) -> Path:
             }
         )
     config = workdir / "tinct.yaml"
-    body = {"collectors": {"host": {"scrape_interval": "15s"}, "components": components}}
+    body: dict[str, Any] = {
+        "collectors": {"host": {"scrape_interval": "15s"}, "components": components}
+    }
+    body |= demo_alerting(speed)
     config.write_text(
         "# Written by `tinct demo` for its own `tinct up`.\n"
         + yaml.safe_dump(body, sort_keys=False)
