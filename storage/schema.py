@@ -416,7 +416,9 @@ def samples_table(target: SchemaTarget) -> str:
     a sample delivered twice (an agent re-sending after an outage); reads
     take one row per (series, timestamp) until the merge has run.
     DoubleDelta and Gorilla, where the server has codecs, are the codecs
-    made for regular timestamps and slowly changing floats.
+    made for regular timestamps and slowly changing floats. Granules of 1,024
+    rows rather than 8,192: a dashboard's last hour of many series reads a
+    short range of each, and smaller granules read less around it.
     """
     columns = [
         "fingerprint UInt64",
@@ -432,6 +434,7 @@ def samples_table(target: SchemaTarget) -> str:
     ttl = ttl_clause(target, day)
     if ttl:
         tail.append(f"TTL {ttl}")
+    tail.append("SETTINGS index_granularity = 1024")
     return _create(target, SAMPLES, columns, tail)
 
 
