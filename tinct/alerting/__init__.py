@@ -7,3 +7,13 @@ interval, Prometheus's alert state machine, recording rules), ``notifier``
 files), ``layer_rules`` (rules generated from the data standard) and ``api``
 (``/api/v1/rules``, ``/api/v1/alerts``, the alert history).
 """
+
+from tinct.alerting.rules import (
+    AlertingRule,
+    RecordingRule,
+    RuleFileError,
+    RuleGroup,
+    load_rule_files,
+)
+
+__all__ = ["AlertingRule", "RecordingRule", "RuleFileError", "RuleGroup", "load_rule_files"]
