@@ -30,7 +30,6 @@ zero, which PromQL's ``rate()`` reads as a counter reset.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 import time
@@ -38,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -49,7 +49,7 @@ __all__ = [
     "MeterLayers",
     "SpanLayers",
     "MeteredSink",
-    "ObservedSpanSink",
+    "ObservingSpanWriter",
     "status_class",
     "SERVICE_DURATION",
     "INTERFACE_DURATION",
@@ -66,6 +66,9 @@ USER_DURATION = "user_request_duration_seconds"
 # OpenTelemetry's advised HTTP duration buckets, as the RED meters use.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 OTHER = "other"
+_BOUNDS = np.asarray(BUCKETS, dtype=np.float64)
+# status_class of the grouped class index: code // 100, 9 for failed, 0 unknown.
+_KLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx", 9: "error", 0: "unknown"}
 _SERVER_KIND = 2  # OTLP SpanKind SERVER
 _MAX_SOURCES = 200_000
 
@@ -171,12 +174,12 @@ class _Histogram:
     sum: float = 0.0
     buckets: list[float] = field(default_factory=lambda: [0.0] * len(BUCKETS))
 
-    def observe(self, seconds: float, weight: float) -> None:
+    def add(self, bucket: int, weight: float, weighted_seconds: float) -> None:
+        """Count ``weight`` requests in bucket ``bucket`` (len(BUCKETS): only +Inf)."""
         self.count += weight
-        self.sum += seconds * weight
-        i = bisect.bisect_left(BUCKETS, seconds)
-        if i < len(BUCKETS):
-            self.buckets[i] += weight
+        self.sum += weighted_seconds
+        if bucket < len(BUCKETS):
+            self.buckets[bucket] += weight
 
 
 class SpanLayers:
@@ -213,74 +216,104 @@ class SpanLayers:
         self._builder = SampleBuilder()
 
     def observe(self, spans: pa.Table) -> None:
-        """Count the server spans of a SPAN_SCHEMA batch."""
+        """Count the server spans of a SPAN_SCHEMA batch.
+
+        Columnar: the spans are grouped by series and bucket in Arrow, so the
+        Python work is per group (a few hundred), not per span; this runs on
+        every span batch a receiver accepts.
+        """
         if spans.num_rows == 0:
             return
         server = spans.filter(pc.equal(spans.column("kind"), _SERVER_KIND))
         if server.num_rows == 0:
             return
-        columns = {
-            name: server.column(name).to_pylist()
-            for name in (
-                "service",
-                "name",
-                "http_route",
-                "http_method",
-                "http_status_code",
-                "status_code",
-                "duration_ns",
-                "sampling_probability",
-                "enduser_id",
-            )
-        }
+        p = server.column("sampling_probability").to_numpy()
+        weight = np.where((p > 0) & (p <= 1), 1.0 / np.where(p > 0, p, 1.0), 1.0)
+        seconds = np.maximum(server.column("duration_ns").to_numpy(), 0) / 1e9
+        code = server.column("http_status_code").to_numpy().astype(np.int64)
+        failed = server.column("status_code").to_numpy() == 2  # OTLP STATUS_CODE_ERROR
+        klass = np.where((code >= 100) & (code < 600), code // 100, np.where(failed, 9, 0))
+        route, name = server.column("http_route"), server.column("name")
+        interface = pc.if_else(
+            pc.equal(route, ""), pc.if_else(pc.equal(name, ""), OTHER, name), route
+        )
+        table = pa.table(
+            {
+                "service": server.column("service"),
+                "interface": interface,
+                "method": server.column("http_method"),
+                "user": server.column("enduser_id"),
+                "klass": klass,
+                "bucket": np.searchsorted(_BOUNDS, seconds, side="left"),
+                "w": weight,
+                "ws": weight * seconds,
+            }
+        )
+        sums = [("w", "sum"), ("ws", "sum")]
+        keys = ["service", "interface", "method", "klass", "bucket"]
+        routes = table.group_by(keys).aggregate(sums).to_pylist()
+        with_user = table.filter(pc.not_equal(table.column("user"), ""))
         metered = self._metered()
         with self._lock:
             self._roll_users()
-            for i in range(server.num_rows):
-                service = columns["service"][i]
-                if not service:
+            users: list[dict[str, Any]] = []
+            if with_user.num_rows:
+                # Name the users first (the cap turns the rest into "other"),
+                # so the groups are per named user, not per distinct id.
+                distinct = pc.unique(with_user.column("user"))
+                named = pa.array([self._user(u) for u in distinct.to_pylist()], pa.string())
+                position = pc.index_in(with_user.column("user"), value_set=distinct)
+                with_user = with_user.set_column(
+                    with_user.schema.get_field_index("user"), "user", named.take(position)
+                )
+                users = (
+                    with_user.group_by(["service", "user", "klass", "bucket"])
+                    .aggregate(sums)
+                    .to_pylist()
+                )
+            for g in routes:
+                service = g["service"]
+                if not service or service in metered:
                     continue
-                p = columns["sampling_probability"][i] or 0.0
-                weight = 1.0 / p if 0.0 < p <= 1.0 else 1.0
-                seconds = max(columns["duration_ns"][i], 0) / 1e9
-                code = columns["http_status_code"][i] or None
-                failed = columns["status_code"][i] == 2  # OTLP STATUS_CODE_ERROR
-                klass = status_class(code, "error" if failed else None)
-                if service not in metered:
-                    base = (("estimated", "true"), ("service", service), ("status_class", klass))
-                    self._add(SERVICE_DURATION, (*base, (LAYER_LABEL, "service")), seconds, weight)
-                    interface = columns["http_route"][i] or columns["name"][i] or OTHER
-                    method = columns["http_method"][i] or ""
-                    self._add(
-                        INTERFACE_DURATION,
-                        (
-                            *base,
-                            (LAYER_LABEL, Layer.INTERFACE.value),
-                            ("interface", interface),
-                            ("method", method),
-                        ),
-                        seconds,
-                        weight,
-                    )
-                user = columns["enduser_id"][i]
-                if user:
-                    labels = (
-                        ("estimated", "true"),
-                        (LAYER_LABEL, Layer.USER.value),
-                        ("service", service),
-                        ("status_class", klass),
-                        ("user", self._user(user)),
-                    )
-                    self._add(USER_DURATION, labels, seconds, weight)
+                base = (
+                    ("estimated", "true"),
+                    ("service", service),
+                    ("status_class", _KLASS[g["klass"]]),
+                )
+                hit = (g["bucket"], g["w_sum"], g["ws_sum"])
+                self._add(SERVICE_DURATION, (*base, (LAYER_LABEL, "service")), *hit)
+                interface_labels = (
+                    *base,
+                    (LAYER_LABEL, Layer.INTERFACE.value),
+                    ("interface", g["interface"]),
+                    ("method", g["method"]),
+                )
+                self._add(INTERFACE_DURATION, interface_labels, *hit)
+            for g in users:
+                if not g["service"]:
+                    continue
+                labels = (
+                    ("estimated", "true"),
+                    (LAYER_LABEL, Layer.USER.value),
+                    ("service", g["service"]),
+                    ("status_class", _KLASS[g["klass"]]),
+                    ("user", g["user"]),
+                )
+                self._add(USER_DURATION, labels, g["bucket"], g["w_sum"], g["ws_sum"])
 
     def _add(
-        self, name: str, labels: tuple[tuple[str, str], ...], seconds: float, weight: float
+        self,
+        name: str,
+        labels: tuple[tuple[str, str], ...],
+        bucket: int,
+        weight: float,
+        weighted_seconds: float,
     ) -> None:
         key = (name, labels)
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = _Histogram()
-        series.observe(seconds, weight)
+        series.add(bucket, weight, weighted_seconds)
         self._changed.add(key)
 
     def _user(self, user: str) -> str:
@@ -360,15 +393,21 @@ class MeteredSink:
             logger.exception("deriving the service and interface layers failed")
 
 
-class ObservedSpanSink:
-    """A span sink that also counts server spans into :class:`SpanLayers`."""
+class ObservingSpanWriter:
+    """The store's ``write_spans`` that also counts server spans into
+    :class:`SpanLayers`, after each successful write.
 
-    def __init__(self, sink: Any, layers: SpanLayers) -> None:
-        self._sink = sink
+    It sits behind the span BatchWriter, so it sees the writer's large
+    batches: grouping is per batch of up to 50k spans, off the receivers'
+    request path, and a batch retried after a failed write is counted once.
+    """
+
+    def __init__(self, store: Any, layers: SpanLayers) -> None:
+        self._store = store
         self._layers = layers
 
-    def submit(self, batch: pa.Table) -> None:
-        self._sink.submit(batch)
+    def write_spans(self, batch: pa.Table) -> None:
+        self._store.write_spans(batch)
         try:
             self._layers.observe(batch)
         except Exception:

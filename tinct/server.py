@@ -39,7 +39,7 @@ from starlette.types import ASGIApp
 
 from tinct.alerting.process import Alerting, load_alerting
 from tinct.collection import Collection, collection_config, emit_span_layers
-from tinct.collectors.layers import MeteredSink, MeterLayers, ObservedSpanSink, SpanLayers
+from tinct.collectors.layers import MeteredSink, MeterLayers, ObservingSpanWriter, SpanLayers
 from tinct.config import Settings
 from tinct.errors import ConfigError, TinctError
 from tinct.main_app import (
@@ -344,16 +344,15 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         except TinctError as exc:
             logger.error("cannot open the store %s: %s", redact_store_url(settings.store), exc)
             return 1
-        writer = BatchWriter(store)
-        metrics.watch_writer(writer)
-        set_store(main_app, store)
-        # Spans also feed the span-estimated service/interface/user layers.
+        # Written spans also feed the span-estimated service/interface/user layers.
         meter_layers = MeterLayers()
         span_layers = SpanLayers(metered=lambda: meter_layers.metered(METERED_WITHIN_SECONDS))
-        span_sink = ObservedSpanSink(writer, span_layers)
-        set_writer(otlp_app, span_sink)
-        set_writer(zipkin_app, span_sink)
-        grpc_receiver.writer = span_sink
+        writer = BatchWriter(ObservingSpanWriter(store, span_layers))
+        metrics.watch_writer(writer)
+        set_store(main_app, store)
+        set_writer(otlp_app, writer)
+        set_writer(zipkin_app, writer)
+        grpc_receiver.writer = writer
         if isinstance(store, LogStore):
             log_writer = log_batch_writer(store)
             metrics.watch_writer(log_writer, "logs")

@@ -141,3 +141,26 @@ def test_span_layers_estimate_by_sampling_probability_and_cap_users() -> None:
     layers.observe(batch(span(service="gateway", kind=2, enduser_id="u9", duration_ns=1)))
     later = layers.collect(now_ms=7_000)
     assert any(dict(k).get("user") == "u9" for k in by_labels(later))
+
+
+def test_spans_are_counted_once_after_the_store_took_them() -> None:
+    from tinct.collectors.layers import ObservingSpanWriter
+    from tinct.errors import StorageError
+
+    class FlakyStore:
+        def __init__(self) -> None:
+            self.fail = True
+
+        def write_spans(self, batch: pa.Table) -> None:
+            if self.fail:
+                self.fail = False
+                raise StorageError("down")
+
+    layers = SpanLayers(clock=lambda: 0.0)
+    writer = ObservingSpanWriter(FlakyStore(), layers)
+    spans = batch(span(service="s", kind=2, http_route="/a", http_status_code=200, duration_ns=1))
+    with pytest.raises(StorageError):
+        writer.write_spans(spans)  # refused: not counted
+    writer.write_spans(spans)  # the retry: counted once
+    out = layers.collect(now_ms=1)
+    assert pick(out, "interface_request_duration_seconds_count", interface="/a") == 1
