@@ -86,6 +86,7 @@ bench: install-test debs
 	$(PY) -m bench.ingest
 	$(PY) -m bench.scrape
 	$(PY) -m bench.remote_write
+	$(PY) -m bench.promql
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache
