@@ -11,21 +11,16 @@ on SIGTERM the demo stops everything it started and exits 0.
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.demo.running import Demo, run_demo
 from tinct.demo.faults import CYCLE_SECONDS, DEFAULT_FAULTS, FaultSchedule
 from tinct.demo.processes import postgres_bindir
 from tinct.demo.topology import SERVICE_NAMES
@@ -33,35 +28,6 @@ from tinct.demo.topology import SERVICE_NAMES
 pytestmark = pytest.mark.server
 
 REPO = Path(__file__).resolve().parents[2]
-_URL = re.compile(r"open (http://\S+)/ \(UI\)")
-_DYED = re.compile(r"dyed users: (.+)$")
-
-
-@dataclass
-class Demo:
-    proc: subprocess.Popen[str]
-    workdir: Path
-    lines: list[str] = field(default_factory=list)
-    main: str = ""
-    dyed: list[str] = field(default_factory=list)
-    running: threading.Event = field(default_factory=threading.Event)
-
-    def read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if match := _URL.search(line):
-                self.main = match.group(1)
-            if match := _DYED.search(line.rstrip()):
-                self.dyed = match.group(1).split(", ")
-            if "running; Ctrl-C" in line:
-                self.running.set()
-        self.running.set()
-
-    def output(self) -> str:
-        logs = sorted((self.workdir / "logs").glob("*.log"))
-        parts = [f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in logs]
-        return "".join(self.lines) + "\n".join(parts)
 
 
 def _descendants(pid: int) -> set[int]:
@@ -96,36 +62,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    tmp = tmp_path_factory.mktemp("demo")
-    command = [sys.executable, "-m", "tinct", "demo", "--with-server", "--data", str(tmp / "data")]
-    command += ["--port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "0"]
-    command += ["--zipkin-port", "0", "--workdir", str(tmp / "work")]
-    # --duration bounds a run the test fails to stop; the test stops it with SIGTERM.
-    command += ["--users", "20", "--speed", "120", "--sampling", "1.0", "--seed", "1"]
-    command += ["--think", "0.5", "--duration", "90"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TINCT_"))}
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    running = Demo(proc, tmp / "work")
-    threading.Thread(target=running.read, daemon=True).start()
-    try:
-        assert running.running.wait(60) and proc.poll() is None, running.output()
+    options = ["--users", "20", "--speed", "120", "--sampling", "1.0", "--seed", "1"]
+    options += ["--think", "0.5", "--duration", "90"]
+    with run_demo(tmp_path_factory.mktemp("demo"), options) as running:
         yield running
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _jaeger(demo: Demo, path: str, **params: Any) -> Any:

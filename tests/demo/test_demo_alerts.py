@@ -15,21 +15,16 @@ the alerts leave ``/api/v1/alerts`` and show as resolved in
 from __future__ import annotations
 
 import datetime as dt
-import os
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.demo.running import Demo, run_demo
 from tinct.demo.faults import Fault, FaultSchedule
 from tinct.demo.topology import demo_alerting
 from tinct.durations import parse_duration
@@ -37,7 +32,6 @@ from tinct.durations import parse_duration
 pytestmark = pytest.mark.server
 
 SPEED = 6.0
-_URL = re.compile(r"open (http://\S+)/ \(UI\)")
 # Polling ends this long after the payments burst, the last fault checked:
 # a rate window (20 s) for the alerts to resolve, plus exports and evaluations.
 _RESOLVE_SECONDS = 45.0
@@ -53,62 +47,12 @@ _ERROR_ALERTS = {
 _LATENCY_ALERTS = {"InterfaceLatencyHigh": ("interface", "warning")}
 
 
-@dataclass
-class Demo:
-    proc: subprocess.Popen[str]
-    workdir: Path
-    lines: list[str] = field(default_factory=list)
-    main: str = ""
-    running: threading.Event = field(default_factory=threading.Event)
-
-    def read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if match := _URL.search(line):
-                self.main = match.group(1)
-            if "running; Ctrl-C" in line:
-                self.running.set()
-        self.running.set()
-
-    def output(self) -> str:
-        logs = sorted((self.workdir / "logs").glob("*.log"))
-        parts = [f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in logs]
-        return "".join(self.lines[-60:]) + "\n".join(parts)
-
-
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
-    command = [sys.executable, "-m", "tinct", "demo", "--with-server"]
-    command += ["--data", str(tmp_path / "data"), "--workdir", str(tmp_path / "work")]
-    command += ["--port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "0"]
-    command += ["--zipkin-port", "0"]
-    # --duration bounds a run the test fails to stop; the test stops it with SIGTERM.
-    command += ["--users", "20", "--think", "0.5", "--speed", str(SPEED)]
-    command += ["--sampling", "0.01", "--seed", "5", "--duration", "180"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TINCT_"))}
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    running = Demo(proc, tmp_path / "work")
-    threading.Thread(target=running.read, daemon=True).start()
-    try:
-        assert running.running.wait(90) and proc.poll() is None, running.output()
+    options = ["--users", "20", "--think", "0.5", "--speed", str(SPEED)]
+    options += ["--sampling", "0.01", "--seed", "5", "--duration", "180"]
+    with run_demo(tmp_path, options, ready_seconds=90) as running:
         yield running
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @dataclass
