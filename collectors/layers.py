@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +50,7 @@ __all__ = [
     "SpanLayers",
     "MeteredSink",
     "ObservingSpanWriter",
+    "SpanObserver",
     "status_class",
     "SERVICE_DURATION",
     "INTERFACE_DURATION",
@@ -393,22 +394,32 @@ class MeteredSink:
             logger.exception("deriving the service and interface layers failed")
 
 
+class SpanObserver(Protocol):
+    """Something that learns from stored spans (span layers, the topology)."""
+
+    def observe(self, batch: pa.Table) -> None:
+        """Take a stored SPAN_SCHEMA batch into account. Must not block on I/O."""
+
+
 class ObservingSpanWriter:
-    """The store's ``write_spans`` that also counts server spans into
-    :class:`SpanLayers`, after each successful write.
+    """The store's ``write_spans`` that also shows each stored batch to
+    observers (:class:`SpanLayers`, the topology aggregator), after each
+    successful write.
 
     It sits behind the span BatchWriter, so it sees the writer's large
     batches: grouping is per batch of up to 50k spans, off the receivers'
     request path, and a batch retried after a failed write is counted once.
+    An observer that fails is logged; the others and the write carry on.
     """
 
-    def __init__(self, store: Any, layers: SpanLayers) -> None:
+    def __init__(self, store: Any, *observers: SpanObserver) -> None:
         self._store = store
-        self._layers = layers
+        self._observers = observers
 
     def write_spans(self, batch: pa.Table) -> None:
         self._store.write_spans(batch)
-        try:
-            self._layers.observe(batch)
-        except Exception:
-            logger.exception("estimating layers from spans failed")
+        for observer in self._observers:
+            try:
+                observer.observe(batch)
+            except Exception:
+                logger.exception("%s failed on stored spans", type(observer).__name__)

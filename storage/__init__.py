@@ -37,10 +37,12 @@ from tinct.storage.logs import log_batch_writer
 from tinct.storage.memory import InMemorySpanStore
 from tinct.storage.memory_metrics import InMemoryMetricStore
 from tinct.storage.memory_rum import InMemoryRumEventStore
+from tinct.storage.memory_topology import InMemoryTopologyStore
 from tinct.storage.metric_batches import sample_batch_writer
 from tinct.storage.rum import RumEventStore
 from tinct.storage.schema import Capabilities
 from tinct.storage.sqlstore import SqlSpanStore
+from tinct.storage.topology import EdgeQuery, EdgeRow, TopologyStore
 from tinct.storage.writer import BatchWriter, QueueFullError
 
 __all__ = [
@@ -66,6 +68,10 @@ __all__ = [
     "sample_batch_writer",
     "RumEventStore",
     "InMemoryRumEventStore",
+    "TopologyStore",
+    "InMemoryTopologyStore",
+    "EdgeQuery",
+    "EdgeRow",
     "SqlSpanStore",
     "ChdbSpanStore",
     "ClickHouseSpanStore",

@@ -65,6 +65,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(6, "browser error events table", lambda target: [schema.rum_events_table(target)]),
     Migration(7, "alert history table", lambda target: [schema.alert_history_table(target)]),
+    Migration(
+        8,
+        "topology edges and pending spans tables",
+        lambda target: [schema.topology_edges_table(target), schema.topology_pending_table(target)],
+    ),
 )
 
 

@@ -37,6 +37,8 @@ __all__ = [
     "METRIC_METADATA",
     "RUM_EVENTS",
     "ALERT_HISTORY",
+    "TOPOLOGY_EDGES",
+    "TOPOLOGY_PENDING",
     "RETENTION_TABLES",
     "SPAN_COLUMN_TYPES",
     "LOG_COLUMN_TYPES",
@@ -54,6 +56,8 @@ __all__ = [
     "metric_metadata_table",
     "rum_events_table",
     "alert_history_table",
+    "topology_edges_table",
+    "topology_pending_table",
     "skip_indexes",
     "ttl_clause",
 ]
@@ -69,8 +73,10 @@ SAMPLES = "tinct_samples"
 METRIC_METADATA = "tinct_metric_metadata"
 RUM_EVENTS = "tinct_rum_events"
 ALERT_HISTORY = "tinct_alert_history"
+TOPOLOGY_EDGES = "tinct_topology_edges"
+TOPOLOGY_PENDING = "tinct_topology_pending"
 # Daily-partitioned tables that retention applies to.
-RETENTION_TABLES = (SPANS, TRACE_INDEX, LOGS, SERIES, SAMPLES, RUM_EVENTS)
+RETENTION_TABLES = (SPANS, TRACE_INDEX, LOGS, SERIES, SAMPLES, RUM_EVENTS, TOPOLOGY_EDGES)
 
 # Dates past 2100-01-01 are folded into that day: Date/DateTime on 18.16 end
 # in 2105/2106 and wrap silently beyond, while start_ns may be near 2**64.
@@ -514,6 +520,79 @@ def alert_history_table(target: SchemaTarget) -> str:
         "ORDER BY (alertname, time_ms)",
     ]
     return _create(target, ALERT_HISTORY, columns, tail)
+
+
+def topology_edges_table(target: SchemaTarget) -> str:
+    """Calls between topology nodes, pre-aggregated per minute.
+
+    Columns in ``tinct.storage.topology.EDGE_SCHEMA`` order. One row per
+    (minute, source node, target node, dye) per flush of the aggregator;
+    reads group by the key, so several rows of one key (a key flushed twice,
+    before a merge) add up. ``latency_buckets``/``latency_counts`` are a
+    sparse histogram (``tinct.topology.latency``) that ``sumMap`` merges.
+    Sorted by minute first: every read is a time window. Daily partitions
+    with retention and TTL like spans.
+    """
+    columns = [
+        f"minute_ms Int64{target.codec('DoubleDelta, ' + _ZSTD)}",
+        f"source_service {target.lc()}",
+        f"source_interface {target.lc()}",
+        f"source_kind {target.lc()}",
+        f"target_service {target.lc()}",
+        f"target_interface {target.lc()}",
+        f"target_kind {target.lc()}",
+        f"dye String{target.codec(_ZSTD)}",
+        "calls UInt64",
+        "errors UInt64",
+        "weighted_calls Float64",
+        "weighted_errors Float64",
+        f"latency_buckets Array(Int16){target.codec(_ZSTD)}",
+        f"latency_counts Array(UInt64){target.codec(_ZSTD)}",
+    ]
+    day = day_of_ms_expr("minute_ms")
+    tail = [
+        f"ENGINE = {target.engine('MergeTree')}",
+        f"PARTITION BY {day}",
+        "ORDER BY (minute_ms, source_service, target_service)",
+    ]
+    ttl = ttl_clause(target, day)
+    if ttl:
+        tail.append(f"TTL {ttl}")
+    return _create(target, TOPOLOGY_EDGES, columns, tail)
+
+
+def topology_pending_table(target: SchemaTarget) -> str:
+    """Spans the topology aggregator still waits on, kept across restarts.
+
+    Columns in ``tinct.storage.topology.PENDING_SCHEMA`` order plus the
+    ``checkpoint`` they were saved under. Each save writes the whole pending
+    set under a new checkpoint, then a marker row (empty ``trace_id``) that
+    says it is complete; loading reads the newest complete checkpoint, and
+    older ones are dropped by partition, which is cheap on every version.
+    """
+    columns = [
+        "checkpoint UInt64",
+        "trace_id String",
+        "span_id String",
+        "parent_span_id String",
+        "service String",
+        "interface String",
+        "kind UInt8",
+        "start_ns UInt64",
+        "duration_ns Int64",
+        "error UInt8",
+        "peer String",
+        "peer_kind String",
+        "probability Float64",
+        "dye String",
+        "arrived_ms Int64",
+    ]
+    tail = [
+        f"ENGINE = {target.engine('MergeTree')}",
+        "PARTITION BY checkpoint",
+        "ORDER BY (checkpoint, trace_id)",
+    ]
+    return _create(target, TOPOLOGY_PENDING, columns, tail)
 
 
 def schema_version_table(target: SchemaTarget) -> str:

@@ -23,7 +23,7 @@ from tinct.errors import ConfigError, SchemaError, StorageError
 from tinct.logs import LogQuery, LogRow
 from tinct.metrics import Matcher, MetricMetadata, Series
 from tinct.spans import TraceQuery
-from tinct.storage import alert_history, dye_rules, logs, metric_sql, queries, rum, schema
+from tinct.storage import alert_history, dye_rules, logs, metric_sql, queries, rum, schema, topology
 from tinct.storage.base import SpanRow, StoredDyeRule
 from tinct.storage.batches import normalize_batch, operation_rows, to_span_rows, trace_index_rows
 from tinct.storage.metric_batches import SeriesLimit
@@ -309,6 +309,24 @@ class SqlSpanStore:
     ) -> list[alert_history.AlertEvent]:
         """The alert transitions ``query`` selects, newest first."""
         return alert_history.find_alert_events(self._backend, self.target, query)
+
+    # -- topology -----------------------------------------------------------------
+
+    def write_topology_edges(self, batch: pa.Table) -> None:
+        """Insert pre-aggregated edges (:mod:`tinct.storage.topology`). Raises StorageError."""
+        topology.write_edges(self._backend, self.target, batch)
+
+    def topology_edges(self, query: topology.EdgeQuery) -> list[topology.EdgeRow]:
+        """The window's edges summed per node pair."""
+        return topology.find_edges(self._backend, self.target, query)
+
+    def save_topology_pending(self, batch: pa.Table, checkpoint: int) -> None:
+        """Replace the saved pending spans (a complete checkpoint or none)."""
+        topology.save_pending(self._backend, self.target, batch, checkpoint)
+
+    def load_topology_pending(self) -> tuple[pa.Table, int]:
+        """The newest complete checkpoint of pending spans."""
+        return topology.load_pending(self._backend, self.target)
 
     # -- metrics ------------------------------------------------------------------
 

@@ -31,6 +31,9 @@ Prometheus's layout (other issues add ``global``, ``rule_files``,
       max_concurrency: 20         # --query-max-concurrency (--query.max-concurrency)
     rum:
       allowed_origins: [https://shop.example]  # --rum-allowed-origins (browser beacon)
+    topology:                     # beside the declared topology (tinct.topology.static)
+      wait: 10s                   # --topology-wait: how long a trace may stay quiet
+      flush_interval: 5s          # --topology-flush-interval: edges written this often
 
 Unknown keys inside ``storage``, ``server``, ``query`` and ``rum`` are errors (a typo should not
 silently fall back to a default); other top-level sections are left to the
@@ -88,6 +91,8 @@ class Settings:
     query_lookback_delta: float
     query_max_concurrency: int
     rum_allowed_origins: tuple[str, ...]
+    topology_wait: float = 10.0
+    topology_flush_interval: float = 5.0
 
 
 # Parsers take the raw value (str from flags/env, any YAML scalar from a file)
@@ -322,6 +327,24 @@ SETTINGS: tuple[SettingSpec, ...] = (
         key="allowed_origins",
         metavar="ORIGINS",
     ),
+    SettingSpec(
+        "topology_wait",
+        _seconds,
+        10.0,
+        "how long the topology waits for the rest of a trace before counting its calls",
+        "topology",
+        key="wait",
+        metavar="DURATION",
+    ),
+    SettingSpec(
+        "topology_flush_interval",
+        _seconds,
+        5.0,
+        "how often counted topology edges are written (and waiting spans saved)",
+        "topology",
+        key="flush_interval",
+        metavar="DURATION",
+    ),
 )
 _BY_NAME = {spec.name: spec for spec in SETTINGS}
 _PORTS = ("port", "otlp_grpc_port", "otlp_http_port", "zipkin_port")
@@ -424,7 +447,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     by_key = {(s.section, s.key or s.name): s.name for s in SETTINGS if s.section}
     values: dict[str, Any] = {}
-    for section in ("storage", "server", "query", "rum"):
+    for section in ("storage", "server", "query", "rum", "topology"):
         body = doc.get(section)
         if body is None:
             continue
@@ -432,6 +455,8 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             raise ConfigError(f"{section} in {path}: must be a mapping")
         for key, value in body.items():
             name = by_key.get((section, str(key)))
+            if name is None and section == "topology":
+                continue  # the declared topology: tinct.topology.static reads it
             if name is None:
                 known = sorted(k for (sec, k) in by_key if sec == section)
                 raise ConfigError(

@@ -7,9 +7,11 @@ parsed as :mod:`tinct.params` describes. ``/api/v3/traces/{id}`` is the
 lossless OTLP-JSON form of Jaeger's api_v3 HTTP gateway (``{"result":
 TracesData}``, errors as ``{"error": {"httpCode", "message"}}``).
 
-``/api/dependencies`` answers Jaeger UI's "System Architecture" view from
-raw spans (children in the window joined to their parents); the pre-aggregated
-call graph of the topology views is a separate, later API.
+``/api/dependencies`` answers Jaeger UI's "System Architecture" view from the
+topology's pre-aggregated edges (``tinct.topology``): the calls between
+instrumented services, per minute, so a day's lookback does not join a day of
+spans. A store without topology edges (the in-memory one) answers from raw
+spans, children in the window joined to their parents.
 
 Store reads block, so each runs in Starlette's threadpool together with the
 encoding of its result; the event loop only parses parameters.
@@ -40,6 +42,7 @@ from tinct.params import (
 from tinct.selfmetrics import SelfMetrics
 from tinct.spans import SpanKind, TraceQuery
 from tinct.storage.base import SpanReader
+from tinct.storage.topology import EdgeQuery, TopologyStore
 from tinct.tracing.jaeger_json import encode_trace
 from tinct.tracing.otlp_encode import encode_traces_data
 
@@ -77,6 +80,18 @@ MAX_LIMIT = 10_000
 
 class _NotReady(Exception):
     pass
+
+
+def _dependencies(store: SpanReader, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
+    """(parent service, child service, calls) between instrumented services."""
+    if not isinstance(store, TopologyStore):
+        return store.dependencies(start_ns, end_ns)
+    query = EdgeQuery(start_ns // 1_000_000, end_ns // 1_000_000)
+    return [
+        (e.source_service, e.target_service, e.calls)
+        for e in store.topology_edges(query)
+        if e.source_kind == e.target_kind == "service" and e.source_service != e.target_service
+    ]
 
 
 def _envelope(data: Any, total: int | None = None) -> dict[str, Any]:
@@ -278,7 +293,7 @@ class JaegerQueryAPI:
             lookback_ms = parse_int_param("lookback", params["lookback"], minimum=1)
         start_ns = max(0, end_ms - lookback_ms) * 1_000_000
         end_ns = end_ms * 1_000_000
-        links = await self._read("dependencies", lambda s: s.dependencies(start_ns, end_ns))
+        links = await self._read("dependencies", lambda s: _dependencies(s, start_ns, end_ns))
         data = [{"parent": p, "child": c, "callCount": n} for p, c, n in links]
         return JSONResponse(_envelope(data))
 

@@ -39,6 +39,8 @@ from tinct.rum_api import RumAPI
 from tinct.selfmetrics import MetricsMiddleware, SelfMetrics
 from tinct.storage.base import MetricReader, SpanReader
 from tinct.targets_api import TargetsAPI
+from tinct.topology.api import TopologyAPI
+from tinct.topology.static import StaticTopology
 
 __all__ = [
     "create_main_app",
@@ -67,6 +69,7 @@ _API_LINKS = (
     ("Jaeger: one trace", "/api/traces/{traceID}"),
     ("OTLP JSON: one trace", "/api/v3/traces/{traceID}"),
     ("Jaeger: service dependencies", "/api/dependencies"),
+    ("tinct: topology", "/api/tinct/topology"),
     ("tinct: live dye rules", "/api/tinct/dye-rules"),
     ("tinct: a trace's logs", "/api/tinct/logs?trace_id="),
     ("tinct's own metrics", "/metrics"),
@@ -183,6 +186,7 @@ def create_main_app(
     rum_allowed_origins: Sequence[str] = (),
     prometheus_flags: Mapping[str, str] | None = None,
     config_yaml: Callable[[], str] = lambda: "",
+    static_topology: Callable[[], StaticTopology] = StaticTopology,
 ) -> Starlette:
     """Build the main port's Starlette app.
 
@@ -204,6 +208,8 @@ def create_main_app(
             flag names: ``query.timeout``...).
         config_yaml: the config file's text, secrets redacted, for
             ``/api/v1/status/config``.
+        static_topology: the configured topology, current at each call
+            (``/api/tinct/topology`` diffs the traffic against it).
     """
     metrics = metrics or SelfMetrics()
     # The API reads the store from the app's state at request time, so
@@ -217,6 +223,9 @@ def create_main_app(
     )
     metrics.watch_remote_write(remote_write)
     alerts_api = AlertsAPI(lambda: app.state.evaluator, lambda: app.state.alert_history)
+    topology_api = TopologyAPI(
+        lambda: app.state.store, static_topology, clock=lambda: clock() / 1e9
+    )
     reload = _reload_route(admin_token)
     prometheus_api = PrometheusAPI(
         lambda: app.state.engine,
@@ -243,6 +252,7 @@ def create_main_app(
         *remote_write.routes(),
         *prometheus_api.routes(),
         *alerts_api.routes(),
+        *topology_api.routes(),
     ]
     if ui is not None:
         routes.append(Mount("/", app=ui))

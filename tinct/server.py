@@ -39,7 +39,13 @@ from starlette.types import ASGIApp
 
 from tinct.alerting.process import Alerting, load_alerting
 from tinct.collection import Collection, collection_config, emit_span_layers
-from tinct.collectors.layers import MeteredSink, MeterLayers, ObservingSpanWriter, SpanLayers
+from tinct.collectors.layers import (
+    MeteredSink,
+    MeterLayers,
+    ObservingSpanWriter,
+    SpanLayers,
+    SpanObserver,
+)
 from tinct.config import Settings
 from tinct.errors import ConfigError, TinctError
 from tinct.main_app import (
@@ -63,6 +69,9 @@ from tinct.storage import (
     redact_store_url,
     sample_batch_writer,
 )
+from tinct.storage.topology import TopologyStore
+from tinct.topology.aggregator import TopologyAggregator, run_topology
+from tinct.topology.static import StaticTopologySource
 from tinct.tracing.grpc_receiver import OtlpGrpcReceiver, create_grpc_server
 from tinct.tracing.receivers import (
     MetricsIngest,
@@ -257,6 +266,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         # error (exit 2).
         collecting = collection_config(settings.config)
         alerting_setup = load_alerting(settings.config)
+        static_topology = StaticTopologySource(settings.config)
     except ConfigError as exc:
         logger.error("%s", exc)
         return 2
@@ -298,6 +308,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
     ]
     main_app = create_main_app(
         None,
+        static_topology=static_topology.current,
         metrics=metrics,
         about=about,
         admin_token=settings.admin_token,
@@ -318,6 +329,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
     writer: BatchWriter | None = None
     log_writer: BatchWriter | None = None
     sample_writer: BatchWriter | None = None
+    topology: TopologyAggregator | None = None
     background: list[asyncio.Task[None]] = []
     try:
         await grpc_server.start()
@@ -347,7 +359,20 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         # Written spans also feed the span-estimated service/interface/user layers.
         meter_layers = MeterLayers()
         span_layers = SpanLayers(metered=lambda: meter_layers.metered(METERED_WITHIN_SECONDS))
-        writer = BatchWriter(ObservingSpanWriter(store, span_layers))
+        observers: list[SpanObserver] = [span_layers]
+        if isinstance(store, TopologyStore):
+            # ... and the dynamic topology, resuming the spans the last run left waiting.
+            topology = TopologyAggregator(
+                store, wait_s=settings.topology_wait, flush_s=settings.topology_flush_interval
+            )
+            try:
+                await asyncio.to_thread(topology.open)
+            except TinctError as exc:
+                logger.error("topology: cannot load the waiting spans: %s", exc)
+            observers.append(topology)
+            every = min(1.0, settings.topology_flush_interval, settings.topology_wait / 4)
+            background.append(asyncio.create_task(run_topology(topology, every)))
+        writer = BatchWriter(ObservingSpanWriter(store, *observers))
         metrics.watch_writer(writer)
         set_store(main_app, store)
         set_writer(otlp_app, writer)
@@ -406,7 +431,7 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         # Collection stops before the writers flush, so nothing is submitted after.
         await asyncio.gather(*background, return_exceptions=True)
         writers = (("spans", writer), ("log records", log_writer), ("samples", sample_writer))
-        code = await _shutdown(uvicorns, tasks, grpc_server, writers, store)
+        code = await _shutdown(uvicorns, tasks, grpc_server, writers, store, topology)
         _remove_signals(loop)
     return code
 
@@ -417,6 +442,7 @@ async def _shutdown(
     grpc_server: Any,
     writers: Sequence[tuple[str, BatchWriter | None]],
     store: SpanStore | None,
+    topology: TopologyAggregator | None = None,
 ) -> int:
     """Stop in the order the module docstring gives; returns the exit code."""
     code = 0
@@ -437,6 +463,14 @@ async def _shutdown(
                 code = 1
         except Exception:
             logger.exception("flushing %s to the store failed", what)
+            code = 1
+    if topology is not None:
+        # After the span writer: every stored span has been observed.
+        logger.info("saving %d spans the topology waits on", topology.pending_spans)
+        try:
+            await asyncio.to_thread(topology.close)
+        except Exception:
+            logger.exception("saving the topology failed")
             code = 1
     if store is not None:
         try:

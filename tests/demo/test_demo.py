@@ -19,11 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.demo.running import Demo, run_demo
 from tinct.demo.faults import CYCLE_SECONDS, DEFAULT_FAULTS, FaultSchedule
 from tinct.demo.processes import postgres_bindir
-from tinct.demo.topology import SERVICE_NAMES
+from tinct.demo.topology import SERVICE_NAMES, SERVICES
 
 pytestmark = pytest.mark.server
 
@@ -169,7 +170,7 @@ def test_the_services_keep_their_tables_in_postgresql_when_installed(demo: Demo)
     )
     # The declared topology names the database the services really use.
     declared = (demo.workdir / "topology.yaml").read_text()
-    assert "kind: postgresql" in declared and "kind: sqlite" not in declared, declared
+    assert "type: postgresql" in declared and "type: sqlite" not in declared, declared
 
     def postgres_spans() -> list[dict[str, Any]]:
         found = []
@@ -193,6 +194,65 @@ def test_the_services_keep_their_tables_in_postgresql_when_installed(demo: Demo)
         assert tags["peer.service"] == "postgresql" and tags["db.namespace"] == "shop", tags
         assert "?" not in tags["db.query.text"] and "%s" in tags["db.query.text"], tags
         assert span["references"], "a database span has a parent"
+
+
+def _declared_edges(demo: Demo) -> set[tuple[str, str]]:
+    """The service-level edges the demo's manifest declares, from tinct.demo.topology."""
+    database = "postgresql" if postgres_bindir() is not None else None
+    edges = {("user", s.name) for s in SERVICES if s.entry}
+    for s in SERVICES:
+        edges |= {(s.name, callee) for callee in s.calls}
+        if s.sqlite:
+            edges.add((s.name, database or f"{s.name}-db"))
+        if s.redis:
+            edges.add((s.name, "redis"))
+    return edges
+
+
+def _topology(demo: Demo, **params: Any) -> dict[str, Any]:
+    response = httpx.get(demo.main + "/api/tinct/topology", params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_the_topology_matches_the_declared_call_structure(demo: Demo) -> None:
+    declared = _declared_edges(demo)
+
+    def seen() -> dict[tuple[str, str], dict[str, Any]]:
+        edges = {(e["source"], e["target"]): e for e in _topology(demo)["edges"]}
+        traffic = {pair for pair, e in edges.items() if e["calls"] > 0}
+        return edges if declared <= traffic else {}
+
+    edges = _eventually(demo, seen, timeout=45)
+    assert edges, f"{_topology(demo)}\n{demo.output()}"
+    # Every call the demo makes is one it declares, and the other way round.
+    assert {pair for pair, e in edges.items() if e["calls"] > 0} == declared
+    assert {e["status"] for e in edges.values()} == {"declared"}
+    nodes = {n["id"]: n for n in _topology(demo)["nodes"]}
+    assert nodes["user"]["kind"] == "user"
+    assert nodes["redis"]["kind"] == "cache"
+    assert {nodes[name]["kind"] for name in SERVICE_NAMES} == {"service"}
+
+    # Remove orders -> payments from the manifest: the calls go on, undeclared.
+    manifest = demo.workdir / "topology.yaml"
+    document = yaml.safe_load(manifest.read_text())
+    for service in document["topology"]["applications"][0]["services"]:
+        if service["name"] == "orders":
+            service["depends_on"].remove("payments")
+    edited = manifest.with_suffix(".edit")
+    edited.write_text(yaml.safe_dump(document, sort_keys=False))
+    edited.replace(manifest)
+
+    def undeclared() -> str:
+        edges = {(e["source"], e["target"]): e for e in _topology(demo)["edges"]}
+        return edges.get(("orders", "payments"), {}).get("status") == "undeclared"
+
+    assert _eventually(demo, undeclared, timeout=15), _topology(demo)
+    interfaces = _topology(demo, level="interface")
+    assert any(
+        e["source"] == "user" and e["target"].startswith("gateway ") for e in interfaces["edges"]
+    )
 
 
 def test_sigterm_stops_everything_and_exits_0(demo: Demo) -> None:

@@ -30,12 +30,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from tinct.durations import parse_duration
 from tinct.errors import ConfigError
+from tinct.yamlnodes import Collector, Node, compose, mapping, scalar_text, str_map
 
 __all__ = [
     "AlertingRule",
@@ -113,89 +113,11 @@ _GROUP_KEYS = ("name", "interval", "query_offset", "limit", "rules", "labels")
 _RULE_KEYS = ("record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations")
 
 
-@dataclass
-class _Node:
-    """A YAML value with where it was written (for messages)."""
-
-    value: Any
-    line: int
-    col: int
-
-    @property
-    def where(self) -> str:
-        return f"{self.line}:{self.col}"
-
-
-class _Collector:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.errors: list[str] = []
-
-    def add(self, node: _Node | None, msg: str) -> None:
-        where = f"{self.path}:{node.where}" if node is not None else self.path
-        self.errors.append(f"{where}: {msg}")
-
-
-def _convert(node: yaml.Node, errs: _Collector, loader: yaml.SafeLoader) -> _Node:
-    """The composed YAML tree as _Nodes, refusing duplicate keys like yaml.v3."""
-    line, col = node.start_mark.line + 1, node.start_mark.column + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, tuple[_Node, _Node]] = {}
-        for key_node, value_node in node.value:
-            key = _convert(key_node, errs, loader)
-            name = "" if key.value is None else str(key.value)
-            if name in out:
-                errs.add(key, f"mapping key {name!r} already defined at line {out[name][0].line}")
-                continue
-            out[name] = (key, _convert(value_node, errs, loader))
-        return _Node(out, line, col)
-    if isinstance(node, yaml.SequenceNode):
-        return _Node([_convert(item, errs, loader) for item in node.value], line, col)
-    assert isinstance(node, yaml.ScalarNode)
-    return _Node(loader.construct_object(node), line, col)
-
-
-def _mapping(node: _Node, what: str, keys: Sequence[str], errs: _Collector) -> dict[str, _Node]:
-    if node.value is None:
-        return {}
-    if not isinstance(node.value, dict):
-        errs.add(node, f"{what} must be a mapping")
-        return {}
-    out: dict[str, _Node] = {}
-    for name, (key, value) in node.value.items():
-        if name not in keys:
-            errs.add(key, f"field {name} not found in {what}")
-            continue
-        out[name] = value
-    return out
-
-
-def _str_map(node: _Node | None, what: str, errs: _Collector) -> dict[str, str]:
-    if node is None or node.value is None:
-        return {}
-    if not isinstance(node.value, dict):
-        errs.add(node, f"{what} must be a mapping of strings")
-        return {}
-    out: dict[str, str] = {}
-    for name, (_, value) in node.value.items():
-        if isinstance(value.value, dict | list):
-            errs.add(value, f"{what} {name!r}: value must be a string")
-            continue
-        out[name] = "" if value.value is None else _scalar_text(value.value)
-    return out
-
-
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _duration(node: _Node | None, what: str, errs: _Collector, where: str = "") -> float:
+def _duration(node: Node | None, what: str, errs: Collector, where: str = "") -> float:
     if node is None or node.value is None:
         return 0.0
     try:
-        return parse_duration(_scalar_text(node.value))
+        return parse_duration(scalar_text(node.value))
     except ValueError as exc:
         errs.add(node, f"{where}field {what!r}: {exc}")
         return 0.0
@@ -209,18 +131,14 @@ def parse_rule_text(text: str, path: str) -> list[RuleGroup]:
             and column), the group, the rule's 1-based index and name, and
             the field.
     """
-    errs = _Collector(path)
-    loader = yaml.SafeLoader(text)
+    errs = Collector(path)
     try:
-        root = loader.get_single_node()
-        tree = None if root is None else _convert(root, errs, loader)
+        tree = compose(text, errs)
     except yaml.YAMLError as exc:
         raise RuleFileError([f"{path}: yaml: {exc}"]) from exc
-    finally:
-        loader.dispose()
     if tree is None:
         return []
-    top = _mapping(tree, "rule file (keys: groups)", _GROUPS_KEYS, errs)
+    top = mapping(tree, "rule file (keys: groups)", _GROUPS_KEYS, errs)
     groups_node = top.get("groups")
     groups: list[RuleGroup] = []
     if groups_node is not None and groups_node.value is not None:
@@ -237,10 +155,10 @@ def parse_rule_text(text: str, path: str) -> list[RuleGroup]:
     return groups
 
 
-def _group(gnode: _Node, path: str, seen: set[str], errs: _Collector) -> RuleGroup | None:
-    fields = _mapping(gnode, "rule group", _GROUP_KEYS, errs)
+def _group(gnode: Node, path: str, seen: set[str], errs: Collector) -> RuleGroup | None:
+    fields = mapping(gnode, "rule group", _GROUP_KEYS, errs)
     name_node = fields.get("name")
-    name = "" if name_node is None or name_node.value is None else _scalar_text(name_node.value)
+    name = "" if name_node is None or name_node.value is None else scalar_text(name_node.value)
     if not name:
         errs.add(gnode, "group name must not be empty")
     elif name in seen:
@@ -255,7 +173,7 @@ def _group(gnode: _Node, path: str, seen: set[str], errs: _Collector) -> RuleGro
             errs.add(lnode, f"{where}field 'limit' must be an integer")
         else:
             limit = lnode.value
-    labels = _str_map(fields.get("labels"), f"{where}labels", errs)
+    labels = str_map(fields.get("labels"), f"{where}labels", errs)
     _check_labels(labels, fields.get("labels"), where, errs)
     rules: list[Rule] = []
     rnode = fields.get("rules")
@@ -270,19 +188,19 @@ def _group(gnode: _Node, path: str, seen: set[str], errs: _Collector) -> RuleGro
     return RuleGroup(name, path, tuple(rules), interval, limit, offset, labels)
 
 
-def _check_labels(labels: dict[str, str], node: _Node | None, where: str, errs: _Collector) -> None:
+def _check_labels(labels: dict[str, str], node: Node | None, where: str, errs: Collector) -> None:
     for key in labels:
         if not _LABEL_NAME.match(key) or key == "__name__":
             errs.add(node, f"{where}field 'labels': invalid label name: {key}")
 
 
-def _rule(node: _Node, group: str, index: int, errs: _Collector) -> Rule | None:
+def _rule(node: Node, group: str, index: int, errs: Collector) -> Rule | None:
     before = len(errs.errors)
-    fields = _mapping(node, f'rule {index} of group "{group}"', _RULE_KEYS, errs)
+    fields = mapping(node, f'rule {index} of group "{group}"', _RULE_KEYS, errs)
 
     def text(key: str) -> str:
         n = fields.get(key)
-        return "" if n is None or n.value is None else _scalar_text(n.value)
+        return "" if n is None or n.value is None else scalar_text(n.value)
 
     record, alert, expr = text("record"), text("alert"), text("expr")
     where = f'group "{group}", rule {index}, "{record or alert}": '
@@ -304,8 +222,8 @@ def _rule(node: _Node, group: str, index: int, errs: _Collector) -> Rule | None:
             parse(expr)
         except Exception as exc:  # noqa: BLE001 - any parser failure is the user's expr
             err("expr", f"could not parse expression: {exc}")
-    labels = _str_map(fields.get("labels"), where + "labels", errs)
-    annotations = _str_map(fields.get("annotations"), where + "annotations", errs)
+    labels = str_map(fields.get("labels"), where + "labels", errs)
+    annotations = str_map(fields.get("annotations"), where + "annotations", errs)
     for_s = _duration(fields.get("for"), "for", errs, where)
     keep_s = _duration(fields.get("keep_firing_for"), "keep_firing_for", errs, where)
     if record:

@@ -3,12 +3,15 @@
 Six services call each other over loopback HTTP; four keep tables in SQLite,
 two cache in Redis. :data:`SERVICES` is the static call graph the topology
 views will show beside the dynamic one drawn from traces. The demo writes it
-as ``topology.yaml`` (services, components, declared dependencies) and its
-components as tinct's ``collectors`` section in ``targets.yaml`` in its working
-directory. With ``--with-server`` the demo's own ``tinct up`` collects the
-host and those components (``tinct.yaml`` here, through file_sd files filled
-as the components start) and evaluates tinct's layer rules, with windows and
-``for`` durations scaled to the fault schedule (:func:`demo_alerting`).
+as ``topology.yaml`` in its working directory (one application,
+``tinct-demo``: its services with their instances and dependencies, and its
+components, in the layout of :mod:`tinct.topology.static`), and its
+components as tinct's ``collectors`` section in ``targets.yaml``. With
+``--with-server`` the demo's own ``tinct up`` collects the host and those
+components (``tinct.yaml`` here, through file_sd files filled as the
+components start), reads ``topology.yaml`` as its static topology (re-read
+when the demo rewrites it) and evaluates tinct's layer rules, with windows
+and ``for`` durations scaled to the fault schedule (:func:`demo_alerting`).
 """
 
 from __future__ import annotations
@@ -83,36 +86,19 @@ class DemoTopology:
 
 
 def _topology(topo: DemoTopology) -> dict[str, Any]:
+    """The demo as tinct's ``topology`` section (tinct.topology.static)."""
     components: list[dict[str, Any]] = []
     if topo.redis_port is not None:
         components.append(
-            {
-                "name": "redis",
-                "kind": "redis",
-                "address": f"127.0.0.1:{topo.redis_port}",
-                "used_by": [s.name for s in SERVICES if s.redis],
-            }
+            {"name": "redis", "type": "redis", "address": f"127.0.0.1:{topo.redis_port}"}
         )
     if topo.postgres_address is not None:
         components.append(
-            {
-                "name": "postgresql",
-                "kind": "postgresql",
-                "address": topo.postgres_address,
-                "used_by": [s.name for s in SERVICES if s.sqlite],
-            }
+            {"name": "postgresql", "type": "postgresql", "address": topo.postgres_address}
         )
     else:
-        for s in SERVICES:
-            if s.sqlite:
-                components.append(
-                    {
-                        "name": f"{s.name}-db",
-                        "kind": "sqlite",
-                        "path": str(topo.sqlite_path(s.name)),
-                        "used_by": [s.name],
-                    }
-                )
+        # SQLite files have no address: the spans name them by service.
+        components += [{"name": f"{s.name}-db", "type": "sqlite"} for s in SERVICES if s.sqlite]
     services = []
     for s in SERVICES:
         depends = list(s.calls)
@@ -123,18 +109,13 @@ def _topology(topo: DemoTopology) -> dict[str, Any]:
         services.append(
             {
                 "name": s.name,
-                "address": f"127.0.0.1:{topo.ports[s.name]}",
+                "instances": [f"127.0.0.1:{topo.ports[s.name]}"],
                 "entry": s.entry,
                 "depends_on": depends,
             }
         )
-    return {
-        "topology": {
-            "application": "tinct-demo",
-            "services": services,
-            "components": components,
-        }
-    }
+    application = {"name": _APPLICATION, "services": services, "components": components}
+    return {"topology": {"applications": [application]}}
 
 
 def _components(topo: DemoTopology) -> list[dict[str, Any]]:
@@ -164,6 +145,18 @@ def _components(topo: DemoTopology) -> list[dict[str, Any]]:
 def _targets(topo: DemoTopology) -> dict[str, Any]:
     # tinct's own collectors section: `tinct up --config targets.yaml` collects them.
     return {"collectors": {"host": {"scrape_interval": "15s"}, "components": _components(topo)}}
+
+
+_APPLICATION = "tinct-demo"
+_TOPOLOGY_FILE = "topology.yaml"
+_HEADER = "# Written by `tinct demo` for this run; rewritten at the next.\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` at once: tinct, re-reading it, never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 # The demo's faults, each 90 s long at --speed 1 (tinct.demo.faults), scaled.
@@ -222,8 +215,14 @@ def demo_alerting(speed: float = 1.0) -> dict[str, Any]:
 def write_collection_config(workdir: Path, speed: float = 1.0) -> Path:
     """``tinct.yaml`` for the demo's own ``tinct up``: the host, the
     components from file_sd files that :func:`write_component_targets` fills
-    once they run (tinct re-reads them every 5 s), and the layer rules with
-    timings for the fault schedule at ``speed`` (:func:`demo_alerting`)."""
+    once they run (tinct re-reads them every 5 s), the layer rules with
+    timings for the fault schedule at ``speed`` (:func:`demo_alerting`), and
+    the static topology from ``topology.yaml``.
+
+    ``tinct up`` starts before the services' ports are known, so
+    ``topology.yaml`` is reset here to an empty topology (a file left by an
+    earlier run names old ports); :func:`write_topology` fills it once the
+    services run, and tinct picks it up by its mtime."""
     targets = workdir / "targets"
     targets.mkdir(parents=True, exist_ok=True)
     components = []
@@ -245,6 +244,11 @@ def write_collection_config(workdir: Path, speed: float = 1.0) -> Path:
         "collectors": {"host": {"scrape_interval": "15s"}, "components": components}
     }
     body |= demo_alerting(speed)
+    body["topology"] = {"files": [_TOPOLOGY_FILE]}
+    _write_atomic(
+        workdir / _TOPOLOGY_FILE,
+        _HEADER + yaml.safe_dump({"topology": {"applications": []}}, sort_keys=False),
+    )
     config.write_text(
         "# Written by `tinct demo` for its own `tinct up`.\n"
         + yaml.safe_dump(body, sort_keys=False)
@@ -264,10 +268,10 @@ def write_component_targets(topo: DemoTopology) -> None:
 
 
 def write_topology(topo: DemoTopology) -> tuple[Path, Path]:
-    """Write ``topology.yaml`` and ``targets.yaml`` into the working directory."""
-    topology = topo.workdir / "topology.yaml"
+    """Write ``topology.yaml`` and ``targets.yaml`` into the working directory,
+    each atomically (a running tinct re-reads ``topology.yaml``)."""
+    topology = topo.workdir / _TOPOLOGY_FILE
     targets = topo.workdir / "targets.yaml"
-    header = "# Written by `tinct demo` for this run; rewritten at the next.\n"
-    topology.write_text(header + yaml.safe_dump(_topology(topo), sort_keys=False))
-    targets.write_text(header + yaml.safe_dump(_targets(topo), sort_keys=False))
+    _write_atomic(topology, _HEADER + yaml.safe_dump(_topology(topo), sort_keys=False))
+    _write_atomic(targets, _HEADER + yaml.safe_dump(_targets(topo), sort_keys=False))
     return topology, targets
