@@ -75,7 +75,7 @@ PENDING_SCHEMA = pa.schema(
         pa.field("peer_kind", _str, nullable=False),
         pa.field("probability", pa.float64(), nullable=False),
         pa.field("dye", _str, nullable=False),
-        # When the aggregator first saw the span (its wait runs from here).
+        # When its trace last received a span (a restart gives a fresh wait).
         pa.field("arrived_ms", pa.int64(), nullable=False),
     ]
 )

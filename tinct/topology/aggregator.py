@@ -133,6 +133,7 @@ class TopologyAggregator:
     def open(self) -> None:
         """Load the spans a previous run left waiting. Raises StorageError."""
         table, self._checkpoint = self._store.load_topology_pending()
+        now = self._clock()
         with self._lock:
             for row in table.to_pylist():
                 info = SpanInfo(
@@ -149,10 +150,9 @@ class TopologyAggregator:
                     row["probability"],
                     row["dye"],
                 )
-                self._add(row["trace_id"], info, row["arrived_ms"] / 1000.0)
-            # Oldest first again: saved rows come back in any order.
-            for trace_id in sorted(self._pending, key=lambda t: self._pending[t].last_arrival):
-                self._pending.move_to_end(trace_id)
+                # A fresh wait: while tinct was down nothing could arrive, and
+                # the rest of these traces comes now (exporters retry).
+                self._add(row["trace_id"], info, now)
         if table.num_rows:
             logger.info("topology: resumed %d waiting spans", table.num_rows)
 

@@ -195,8 +195,13 @@ def trace_dye(spans: Iterable[SpanInfo]) -> str:
 
 
 def trace_calls(spans: Sequence[SpanInfo]) -> list[Call]:
-    """Every call of one trace (the spans it has so far), per the module rule."""
+    """Every call of one trace (the spans it has so far), per the module rule.
+
+    A span stored twice (an export delivered twice: OTLP is at least once)
+    counts once.
+    """
     by_id = {s.span_id: s for s in spans}
+    spans = list(by_id.values())
     entries: dict[bytes, str] = {}
 
     def entry(span: SpanInfo) -> str:

@@ -28,12 +28,12 @@ def bucket_of(duration_ns: int) -> int:
     if duration_ns <= 1000:
         return 0
     i = math.ceil(math.log(duration_ns / 1000.0) / _LOG_BASE - 1e-9)
-    return min(max(i, 0), MAX_BUCKET)
+    return int(min(max(i, 0), MAX_BUCKET))
 
 
 def upper_bound_ns(bucket: int) -> float:
     """Upper bound of ``bucket`` in nanoseconds."""
-    return 1000.0 * 2.0 ** (bucket / BUCKETS_PER_DOUBLING)
+    return float(1000.0 * 2.0 ** (bucket / BUCKETS_PER_DOUBLING))
 
 
 def quantile_ns(counts: Mapping[int, int] | Iterable[tuple[int, int]], q: float) -> float | None:
