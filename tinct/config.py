@@ -31,6 +31,8 @@ Prometheus's layout (other issues add ``global``, ``rule_files``,
       max_concurrency: 20         # --query-max-concurrency (--query.max-concurrency)
     rum:
       allowed_origins: [https://shop.example]  # --rum-allowed-origins (browser beacon)
+    dashboards:
+      path: ./dashboards          # --dashboards: Grafana dashboard JSON/YAML files
     topology:                     # beside the declared topology (tinct.topology.static)
       wait: 10s                   # --topology-wait: how long a trace may stay quiet
       flush_interval: 5s          # --topology-flush-interval: edges written this often
@@ -93,6 +95,7 @@ class Settings:
     rum_allowed_origins: tuple[str, ...]
     topology_wait: float = 10.0
     topology_flush_interval: float = 5.0
+    dashboards: Path | None = None
 
 
 # Parsers take the raw value (str from flags/env, any YAML scalar from a file)
@@ -328,6 +331,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
         metavar="ORIGINS",
     ),
     SettingSpec(
+        "dashboards",
+        _path,
+        None,
+        "folder of dashboards in Grafana's dashboard JSON model (YAML too), re-read on change",
+        "dashboards",
+        key="path",
+        metavar="DIR",
+    ),
+    SettingSpec(
         "topology_wait",
         _seconds,
         10.0,
@@ -416,7 +428,8 @@ def _pick(
     if spec.name in file_values:
         where = f"{spec.file_key()} in {config_path}"
         value = _parse(spec, file_values[spec.name], where)
-        if spec.name == "data" and config_path is not None and not value.is_absolute():
+        relative = spec.name in ("data", "dashboards") and not value.is_absolute()
+        if relative and config_path is not None:
             # Relative paths in a config file are relative to the file, as
             # Prometheus resolves rule_files.
             value = config_path.parent / value
@@ -447,7 +460,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     by_key = {(s.section, s.key or s.name): s.name for s in SETTINGS if s.section}
     values: dict[str, Any] = {}
-    for section in ("storage", "server", "query", "rum", "topology"):
+    for section in ("storage", "server", "query", "rum", "topology", "dashboards"):
         body = doc.get(section)
         if body is None:
             continue

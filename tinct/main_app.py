@@ -23,6 +23,7 @@ from typing import Any, cast
 from a2wsgi import WSGIMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -100,13 +101,19 @@ def set_engine(app: Starlette, engine: Any) -> None:
 
 
 def set_alerting(
-    app: Starlette, evaluator: Any, history: Any, reload: Callable[[], None] | None
+    app: Starlette,
+    evaluator: Any,
+    history: Any,
+    reload: Callable[[], None] | None,
+    alertmanagers: Sequence[str] = (),
 ) -> None:
     """Give the main app the rule evaluator (``/api/v1/rules``, ``/api/v1/alerts``),
-    the alert history store and what ``/-/reload`` runs."""
+    the alert history store, what ``/-/reload`` runs and the Alertmanager
+    endpoints alerts go to (``/api/v1/alertmanagers``)."""
     app.state.evaluator = evaluator
     app.state.alert_history = history
     app.state.reload = reload
+    app.state.alertmanagers = list(alertmanagers)
 
 
 def _reload_route(admin_token: str | None) -> Callable[[Request], Awaitable[Response]]:
@@ -222,7 +229,11 @@ def create_main_app(
         lambda: app.state.sample_sink, lambda: app.state.metadata_sink, metrics
     )
     metrics.watch_remote_write(remote_write)
-    alerts_api = AlertsAPI(lambda: app.state.evaluator, lambda: app.state.alert_history)
+    alerts_api = AlertsAPI(
+        lambda: app.state.evaluator,
+        lambda: app.state.alert_history,
+        get_alertmanagers=lambda: app.state.alertmanagers,
+    )
     topology_api = TopologyAPI(
         lambda: app.state.store, static_topology, clock=lambda: clock() / 1e9
     )
@@ -260,7 +271,12 @@ def create_main_app(
         routes.append(Route("/", _index_page(about), methods=["GET"]))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics, server="main")],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics, server="main"),
+            # The UI's pages, figures and API answers are text: compressed
+            # for any client that accepts gzip.
+            Middleware(GZipMiddleware, minimum_size=1024),
+        ],
     )
     app.state.store = store
     app.state.metrics = metrics
@@ -271,4 +287,5 @@ def create_main_app(
     app.state.evaluator = None
     app.state.alert_history = None
     app.state.reload = None
+    app.state.alertmanagers = []
     return app

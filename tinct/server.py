@@ -47,6 +47,7 @@ from tinct.collectors.layers import (
     SpanObserver,
 )
 from tinct.config import Settings
+from tinct.dashboards.app import create_ui
 from tinct.errors import ConfigError, TinctError
 from tinct.main_app import (
     create_main_app,
@@ -55,6 +56,7 @@ from tinct.main_app import (
     set_sample_sink,
     set_scheduler,
     set_store,
+    wsgi_ui,
 )
 from tinct.promql.engine import Engine
 from tinct.selfmetrics import SelfMetrics
@@ -306,8 +308,14 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
         ("OTLP/HTTP", endpoints.otlp_http),
         ("Zipkin", endpoints.zipkin),
     ]
+    ui = create_ui(
+        lambda: endpoints.main,
+        dashboards_path=settings.dashboards,
+        admin_token=settings.admin_token,
+    )
     main_app = create_main_app(
         None,
+        ui=wsgi_ui(ui.server),
         static_topology=static_topology.current,
         metrics=metrics,
         about=about,
@@ -419,7 +427,9 @@ async def serve(settings: Settings, *, started: Callable[[Endpoints], None] | No
                 alerting.reload()
                 collection.config = new_collection
 
-            set_alerting(main_app, alerting.evaluator, store, reload)
+            set_alerting(
+                main_app, alerting.evaluator, store, reload, alerting.notifier.alertmanagers
+            )
             loop.add_signal_handler(signal.SIGHUP, _on_sighup, loop, reload)
         logger.info("ready: store %s open", redact_store_url(settings.store))
         if settings.retention > 0 and isinstance(store, SqlSpanStore):

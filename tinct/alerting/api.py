@@ -145,6 +145,8 @@ class AlertsAPI:
         get_store: where the alert history is kept, or None (the history
             API then answers 503).
         clock: seconds since the epoch (the history's default window).
+        get_alertmanagers: the Alertmanager endpoints alerts are sent to
+            (``/api/v1/alertmanagers``).
     """
 
     def __init__(
@@ -152,11 +154,13 @@ class AlertsAPI:
         get_evaluator: Callable[[], RuleEvaluator | None],
         get_store: Callable[[], AlertHistoryStore | None],
         clock: Callable[[], float] | None = None,
+        get_alertmanagers: Callable[[], list[str]] = list,
     ) -> None:
         import time
 
         self._evaluator = get_evaluator
         self._store = get_store
+        self._alertmanagers = get_alertmanagers
         self._clock = clock or time.time
 
     def routes(self) -> list[BaseRoute]:
@@ -164,7 +168,14 @@ class AlertsAPI:
             Route("/api/v1/rules", self.rules, methods=["GET", "POST"]),
             Route("/api/v1/alerts", self.alerts, methods=["GET", "POST"]),
             Route("/api/tinct/alerts/history", self.history, methods=["GET"]),
+            Route("/api/v1/alertmanagers", self.alertmanagers, methods=["GET"]),
         ]
+
+    async def alertmanagers(self, request: Request) -> Response:
+        """Prometheus's ``/api/v1/alertmanagers``: where alerts are sent."""
+        active = [{"url": url} for url in self._alertmanagers()]
+        data = {"activeAlertmanagers": active, "droppedAlertmanagers": []}
+        return JSONResponse({"status": "success", "data": data})
 
     def _groups(self) -> list[GroupStatus]:
         evaluator = self._evaluator()

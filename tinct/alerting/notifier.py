@@ -181,6 +181,11 @@ class Notifier:
         self.sent = 0
         self.errors = 0
 
+    @property
+    def alertmanagers(self) -> list[str]:
+        """The Alertmanager endpoints alerts are pushed to (``.../api/v2/alerts``)."""
+        return list(self._alertmanagers)
+
     def send(self, alerts: Sequence[OutgoingAlert]) -> None:
         """Queue ``alerts``; when the queue is full the oldest are dropped (counted)."""
         if not alerts or not (self._alertmanagers or self._webhooks):
