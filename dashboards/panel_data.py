@@ -78,7 +78,10 @@ def _min_interval(panel: Panel, target: Target, scope: VariableScope) -> float:
 
 def query_panel(panel: Panel, q: PanelQuery) -> PanelData:
     """Run every visible target of ``panel``. Blocks on the query layer;
-    a failing target is an error of the result, not an exception."""
+    a failing target is an error of the result, not an exception.
+
+    Instant targets run at the range's end, aligned down to the step too.
+    """
     points = panel.max_data_points or max(50, int(panel.grid.w / 24 * _GRID_PIXELS))
     out = PanelData()
     span = max(q.end - q.start, 1.0)
@@ -91,21 +94,25 @@ def query_panel(panel: Panel, q: PanelQuery) -> PanelData:
         out.exprs.append(expr)
         instant = target.instant and not target.range
         instant = instant or (panel.type in _INSTANT_KINDS and target.instant)
+        # Grafana aligns a range query to its step (start and end down to a
+        # multiple of it), so redraws within one step ask the same question
+        # and the query layer's cache answers.
+        start, end = q.start // step * step, q.end // step * step
         try:
             if instant or (panel.type == "table" and target.format == "table"):
                 out.instant = True
-                for labels, value in q.client.query(expr, q.end):
+                for labels, value in q.client.query(expr, end):
                     out.series.append(
                         SeriesData(
                             legend(target.legend_format, labels),
                             labels,
-                            [q.end],
+                            [end],
                             [value],
                             target.ref_id,
                         )
                     )
             else:
-                for labels, times, values in q.client.query_range(expr, q.start, q.end, step):
+                for labels, times, values in q.client.query_range(expr, start, end, step):
                     out.series.append(
                         SeriesData(
                             legend(target.legend_format, labels),

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from ..frames import FieldConfig, SeriesData
 from .colors import series_color, threshold_color, threshold_steps, with_alpha
 from .reduce import reduce_value
-from .theme import base_layout, empty_figure
+from .theme import base_layout, empty_figure, make_figure, trace
 from .units import format_value
 
 __all__ = ["DISPLAY_MODES", "bargauge_figure"]
@@ -34,9 +34,10 @@ _VALUE_SPACE = 0.18  # the share of the panel kept for the value texts
 
 def _bar(
     names: list[str], length: Any, base: Any, color: Any, vertical: bool, **extra: Any
-) -> go.Bar:
+) -> dict[str, Any]:
     along, across = ("y", "x") if vertical else ("x", "y")
-    return go.Bar(
+    return trace(
+        "bar",
         **{along: length, across: names, "base": base},
         orientation="v" if vertical else "h",
         marker={"color": color, "line": {"width": 0}},
@@ -99,7 +100,7 @@ def bargauge_figure(
         hovertemplate=("%{x}" if vertical else "%{y}") + ": %{text}<extra></extra>",
         name="track",
     )
-    traces: list[go.Bar] = [track]
+    traces: list[dict[str, Any]] = [track]
     if display_mode == "lcd":
         width = (hi - lo) / _LCD_CELLS
         for j in range(_LCD_CELLS):
@@ -153,4 +154,4 @@ def bargauge_figure(
         xaxis=name_axis if vertical else value_axis,
         yaxis=value_axis if vertical else name_axis,
     )
-    return go.Figure(data=traces, layout=layout)
+    return make_figure(traces, layout)

@@ -19,7 +19,7 @@ from ..frames import FieldConfig, SeriesData
 from ._grid import fit_font, grid
 from .colors import series_color, threshold_steps, with_alpha
 from .reduce import reduce_value
-from .theme import GRID_COLOR, base_layout, empty_figure
+from .theme import GRID_COLOR, base_layout, empty_figure, make_figure, trace
 from .units import format_value
 
 __all__ = ["gauge_figure"]
@@ -55,7 +55,7 @@ def gauge_figure(
         hi = lo + 1
     steps = threshold_steps(field, lo, hi) if show_threshold_markers else []
     cells = grid(len(series), panel_size, 1.6, columns)
-    traces: list[go.Indicator] = []
+    traces: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     many = len(series) > 1
     for i, (s, (x0, x1, y0, y1, w_px, h_px)) in enumerate(zip(series, cells, strict=True)):
@@ -64,7 +64,8 @@ def gauge_figure(
         color = series_color(field, i, value, s.name)
         top = y1 - (y1 - y0) * (0.14 if many else 0.0)
         traces.append(
-            go.Indicator(
+            trace(
+                "indicator",
                 mode="gauge",
                 value=lo if value is None else min(max(value, lo), hi),
                 domain={"x": [x0, x1], "y": [y0, top]},
@@ -117,4 +118,4 @@ def gauge_figure(
                 }
             )
     layout = base_layout(annotations=annotations)
-    return go.Figure(data=traces, layout=layout)
+    return make_figure(traces, layout)

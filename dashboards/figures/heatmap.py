@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..frames import FieldConfig, SeriesData
-from .theme import FONT_COLOR, base_layout, empty_figure, offset_ms, time_axis
+from .theme import FONT_COLOR, base_layout, empty_figure, make_figure, offset_ms, time_axis, trace
 from .units import format_value
 
 __all__ = ["bucket_counts", "heatmap_figure"]
@@ -127,7 +127,8 @@ def heatmap_figure(
             labels = [f"{name} ({i + 1})" for i, name in enumerate(labels)]
         what = "value"
     shift = offset_ms(timezone, utc_offset_min)
-    heat = go.Heatmap(
+    heat = trace(
+        "heatmap",
         x=times * 1000.0 + shift,
         y=labels,
         z=z,
@@ -154,4 +155,4 @@ def heatmap_figure(
         },
         hovermode="closest",
     )
-    return go.Figure(data=[heat], layout=layout)
+    return make_figure([heat], layout)

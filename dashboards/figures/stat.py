@@ -20,7 +20,7 @@ from ..frames import FieldConfig, SeriesData
 from ._grid import fit_font, grid
 from .colors import series_color, with_alpha
 from .reduce import reduce_value
-from .theme import FONT_COLOR, base_layout, empty_figure
+from .theme import FONT_COLOR, base_layout, empty_figure, make_figure, trace
 from .units import format_value
 
 __all__ = ["stat_figure"]
@@ -88,7 +88,7 @@ def stat_figure(
     layout = base_layout(hovermode=False)
     annotations: list[dict[str, Any]] = []
     shapes: list[dict[str, Any]] = []
-    traces: list[go.Scatter] = []
+    traces: list[dict[str, Any]] = []
     for i, (s, (x0, x1, y0, y1, w_px, h_px)) in enumerate(zip(series, cells, strict=True)):
         value = reduce_value(s.values, reduce)
         text = field.no_value if value is None else format_value(value, field.unit, field.decimals)
@@ -137,7 +137,8 @@ def stat_figure(
             k = "" if i == 0 else str(i + 1)
             line = _CONTRAST_TEXT if color_mode == "background" else color
             traces.append(
-                go.Scatter(
+                trace(
+                    "scatter",
                     x=np.asarray(s.times, dtype=float),
                     y=np.asarray(s.values, dtype=float),
                     xaxis=f"x{k}",
@@ -165,4 +166,4 @@ def stat_figure(
         layout["xaxis"] = layout["yaxis"] = {"visible": False, "fixedrange": True}
     layout["annotations"] = annotations
     layout["shapes"] = shapes
-    return go.Figure(data=traces, layout=layout)
+    return make_figure(traces, layout)

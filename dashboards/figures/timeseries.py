@@ -26,7 +26,14 @@ import plotly.graph_objects as go
 
 from ..frames import FieldConfig, SeriesData
 from .colors import series_color, threshold_steps, with_alpha
-from .theme import axis_style, base_layout, empty_figure, offset_ms, time_axis
+from .theme import (
+    axis_style,
+    base_layout,
+    empty_figure,
+    make_figure,
+    offset_ms,
+    time_axis,
+)
 from .units import axis_ticks, value_scale
 
 __all__ = ["Annotation", "THRESHOLDS_STYLES", "timeseries_figure"]
@@ -154,7 +161,7 @@ def _threshold_shapes(field: FieldConfig, style: str, lo: float, hi: float) -> l
 
 def _annotations(
     annotations: Sequence[Annotation], shift_ms: float
-) -> tuple[list[dict[str, Any]], go.Scatter | None]:
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Alert annotations: a line or band each, and one marker trace carrying their text.
 
     Shapes can't show hover text, so a marker at the top of each annotation,
@@ -187,7 +194,7 @@ def _annotations(
                     "layer": "below",
                 }
             )
-    markers = go.Scatter(
+    markers = {"type": "scatter"} | dict(
         x=np.asarray(xs),
         y=np.ones(len(xs)),
         yaxis="y2",
@@ -253,7 +260,7 @@ def timeseries_figure(
     finite = np.concatenate([y[np.isfinite(y)] for y in ys])
     ref = float(np.abs(finite).max())
     divisor, template = _hover(field.unit, field.decimals, ref, bool(np.all(finite % 1 == 0)))
-    traces: list[go.Scatter] = []
+    traces: list[dict[str, Any]] = []
     for i, (s, (x, y)) in enumerate(zip(series, arrays, strict=True)):
         color = series_color(field, i, s.last, s.name)
         trace: dict[str, Any] = {
@@ -276,7 +283,7 @@ def timeseries_figure(
             trace["fill"] = "tozeroy"
         if fill_opacity > 0:
             trace["fillcolor"] = with_alpha(color, fill_opacity / 100)
-        traces.append(go.Scatter(**trace))
+        traces.append({"type": "scatter", **trace})
     yaxis = _y_axis(field, bounds, log_base)
     lo, hi = (10.0**v for v in yaxis["range"]) if log_base else yaxis["range"]
     shapes = _threshold_shapes(field, thresholds_style, lo, hi)
@@ -310,4 +317,4 @@ def timeseries_figure(
             "visible": False,
             "fixedrange": True,
         }
-    return go.Figure(data=traces, layout=layout)
+    return make_figure(traces, layout)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from tinct.dashboards.figures.theme import make_figure, trace
 from tinct.dashboards.timerange import TimeRange
 from tinct.dashboards.traces_view import TraceSummary, format_duration_us
 
@@ -55,7 +56,8 @@ def trace_scatter_figure(
         f"{r.span_count} spans" + (f", {r.error_count} errors" if r.error_count else "")
         for r in rows
     ]
-    scatter = go.Scatter(
+    scatter = trace(
+        "scatter",
         x=[_moment(r.start_us / 1e6, utc_offset_min) for r in rows],
         y=[r.duration_us / 1000 for r in rows],
         mode="markers",
@@ -70,7 +72,7 @@ def trace_scatter_figure(
         },
         name="traces",
     )
-    figure = go.Figure(scatter)
+    figure = make_figure([scatter], {})
     xaxis: dict[str, object] = {"title": None, "gridcolor": "#2c3235"}
     if time_range is not None:
         xaxis["range"] = [

@@ -75,8 +75,13 @@ def open_dashboard(ctx: Context, view: ViewState, uid: str) -> DashboardView | N
             default_from=board.time_from or "now-6h",
             default_to=board.time_to or "now",
         )
+    # Variable queries over whole minutes: redraws within a minute hit the cache.
     resolved = resolve_variables(
-        board, view.variables, ctx.client, view.range.start, view.range.end
+        board,
+        view.variables,
+        ctx.client,
+        view.range.start // 60 * 60,
+        -(-view.range.end // 60) * 60,
     )
     rows = expand_repeats(board, resolved)
     annotations: list[Annotation] = []
