@@ -67,7 +67,8 @@ def run_demo(tmp: Path, options: Sequence[str], ready_seconds: float = 60) -> It
         text=True,
     )
     running = Demo(proc, tmp / "work")
-    threading.Thread(target=running.read, daemon=True).start()
+    reader = threading.Thread(target=running.read, daemon=True)
+    reader.start()
     try:
         assert running.running.wait(ready_seconds) and proc.poll() is None, running.output()
         yield running
@@ -79,3 +80,6 @@ def run_demo(tmp: Path, options: Sequence[str], ready_seconds: float = 60) -> It
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        reader.join(10)  # it reads to the end of the output, then the pipe can close
+        if proc.stderr is not None and not reader.is_alive():
+            proc.stderr.close()

@@ -117,6 +117,24 @@ class _Group:
         self.builder = SampleBuilder()
         self.last_evaluation_ms = 0
         self.evaluation_s = 0.0
+        # What the API shows, replaced after each evaluation, so reading it
+        # never waits for an evaluation (which may take seconds) to end.
+        self.published = self.status()
+
+    def status(self) -> GroupStatus:
+        """A copy of the group's state. Call with ``lock`` held (or before sharing)."""
+        rules = []
+        for r in self.rules:
+            status = RuleStatus(**r.status.__dict__)
+            status.alerts = [a.copy() for a in r.active.values() if a.state != INACTIVE]
+            rules.append(status)
+        return GroupStatus(
+            self.group, self.interval_s, rules, self.last_evaluation_ms, self.evaluation_s
+        )
+
+    def publish(self) -> None:
+        """Make the current state what :meth:`RuleEvaluator.groups` returns."""
+        self.published = self.status()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -208,21 +226,13 @@ class RuleEvaluator:
     # -- state for the API ---------------------------------------------------------
 
     def groups(self) -> list[GroupStatus]:
-        """A copy of every group's state, in order."""
+        """A copy of every group's state as of its last evaluation, in order.
+
+        Never waits for an evaluation in progress.
+        """
         with self._lock:
             groups = list(self._groups)
-        out = []
-        for g in groups:
-            with g.lock:
-                rules = []
-                for r in g.rules:
-                    status = RuleStatus(**r.status.__dict__)
-                    status.alerts = [a.copy() for a in r.active.values() if a.state != INACTIVE]
-                    rules.append(status)
-                out.append(
-                    GroupStatus(g.group, g.interval_s, rules, g.last_evaluation_ms, g.evaluation_s)
-                )
-        return out
+        return [g.published for g in groups]
 
     # -- evaluation ----------------------------------------------------------------
 
@@ -242,6 +252,7 @@ class RuleEvaluator:
                 self._evaluate_rule(state, rule, t_ms)
             state.last_evaluation_ms = t_ms
             state.evaluation_s = time.monotonic() - started
+            state.publish()
 
     def _find(self, group: RuleGroup) -> _Group:
         with self._lock:
@@ -467,6 +478,7 @@ class RuleEvaluator:
                     except Exception:  # noqa: BLE001 - restoring is best effort
                         logger.exception("restoring the for state of a rule failed")
                     rule.restored = True
+                state.publish()
 
     def _restore_rule(self, store: MetricReader, rule: _Rule, now_ms: int) -> None:
         spec = rule.rule
@@ -496,6 +508,7 @@ class RuleEvaluator:
                     continue
                 with prev.lock:
                     stale.extend(_copy_state(prev, g))
+                g.publish()
             for gone in old.values():
                 with gone.lock:
                     for rule in gone.rules:

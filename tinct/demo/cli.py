@@ -4,12 +4,14 @@ Usage::
 
     tinct demo [--server URL] [--otlp URL] [--users N] [--speed X] [--seed S]
                [--faults default|none] [--sampling P] [--duration SECONDS]
-               [--with-server [--data DIR] [--port P] [--otlp-http-port P] ...]
+               [--with-server [--data DIR] [--port P] [--otlp-http-port P] ...
+                              [--alertmanager HOST:PORT]]
 
 Without ``--with-server`` the demo sends to a running ``tinct up`` (``--server``,
 default ``TINCT_SERVER`` or ``http://127.0.0.1:3000``; ``--otlp``, default
 ``http://127.0.0.1:4318``). With it, the demo starts ``tinct up`` itself and
-stops it on exit; the port flags are passed on to it (0 picks a free port).
+stops it on exit; the port flags are passed on to it (0 picks a free port),
+and ``--alertmanager`` adds an Alertmanager to its config for the alerts.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def _users(text: str) -> int:
     return value
 
 
+def _host_port(text: str) -> str:
+    host, _, port = text.rpartition(":")
+    if not host or "/" in text or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a HOST:PORT")
+    return text
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     # Imported here so `tinct --help` doesn't pay for requests and OpenTelemetry.
     from tinct.demo.runner import DemoError, DemoOptions, run_demo
@@ -76,6 +85,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         data=args.data.resolve(),
         up_args=up_args,
         admin_token=args.admin_token or os.environ.get("TINCT_ADMIN_TOKEN") or None,
+        alertmanagers=args.alertmanager,
     )
     try:
         return run_demo(options)
@@ -111,6 +121,14 @@ def add_demo_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         target.add_argument(
             flag, type=int, metavar="P", help="with --with-server: passed to `tinct up`"
         )
+    target.add_argument(
+        "--alertmanager",
+        type=_host_port,
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="with --with-server: send its alerts to this Alertmanager (repeatable)",
+    )
 
     run = demo.add_argument_group("the demo")
     run.add_argument("--users", type=_users, default=100, help="simulated users (default 100)")

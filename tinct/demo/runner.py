@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -78,6 +78,7 @@ class DemoOptions:
     data: Path
     up_args: list[str]
     admin_token: str | None
+    alertmanagers: list[str] = field(default_factory=list)
 
 
 def _http(url: str, method: str = "GET", body: Any = None, token: str | None = None) -> Any:
@@ -134,7 +135,8 @@ class _Demo:
             args = ["--data", str(o.data), *o.up_args]
             if not any(a == "--config" or a.startswith("--config=") for a in o.up_args):
                 # Collect the host and the demo's components (once they run).
-                args += ["--config", str(write_collection_config(o.workdir, o.speed))]
+                config = write_collection_config(o.workdir, o.speed, o.alertmanagers)
+                args += ["--config", str(config)]
             self.tinct = TinctUp(args, logs / "tinct-up.log", echo)
             try:
                 self.tinct.wait_ready(120)

@@ -17,6 +17,7 @@ and ``for`` durations scaled to the fault schedule (:func:`demo_alerting`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,12 +213,15 @@ def demo_alerting(speed: float = 1.0) -> dict[str, Any]:
     }
 
 
-def write_collection_config(workdir: Path, speed: float = 1.0) -> Path:
+def write_collection_config(
+    workdir: Path, speed: float = 1.0, alertmanagers: Sequence[str] = ()
+) -> Path:
     """``tinct.yaml`` for the demo's own ``tinct up``: the host, the
     components from file_sd files that :func:`write_component_targets` fills
     once they run (tinct re-reads them every 5 s), the layer rules with
-    timings for the fault schedule at ``speed`` (:func:`demo_alerting`), and
-    the static topology from ``topology.yaml``.
+    timings for the fault schedule at ``speed`` (:func:`demo_alerting`), the
+    ``alertmanagers`` (``host:port`` each) the alerts go to, and the static
+    topology from ``topology.yaml``.
 
     ``tinct up`` starts before the services' ports are known, so
     ``topology.yaml`` is reset here to an empty topology (a file left by an
@@ -244,6 +248,9 @@ def write_collection_config(workdir: Path, speed: float = 1.0) -> Path:
         "collectors": {"host": {"scrape_interval": "15s"}, "components": components}
     }
     body |= demo_alerting(speed)
+    if alertmanagers:
+        static = {"targets": list(alertmanagers)}
+        body["alerting"]["alertmanagers"] = [{"static_configs": [static]}]
     body["topology"] = {"files": [_TOPOLOGY_FILE]}
     _write_atomic(
         workdir / _TOPOLOGY_FILE,
