@@ -87,6 +87,8 @@ bench: install-test debs
 	$(PY) -m bench.scrape
 	$(PY) -m bench.remote_write
 	$(PY) -m bench.promql
+	$(PY) -m bench.topology
+	$(PY) -m bench.ui
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache

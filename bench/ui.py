@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                 _time_page(page, demo.main + "/bench-blank", 0, reload=False)  # bundles cached
                 for name, path, rows in pages:
                     first = _time_page(page, demo.main + path, rows, reload=False)
-                    warm = [_time_page(page, "", rows, reload=True) for _ in range(args.repeat)]
-                    results.append((name, first, statistics.median(warm)))
+                    draws = [_time_page(page, "", rows, reload=True) for _ in range(args.repeat)]
+                    results.append((name, first, statistics.median(draws)))
                 browser.close()
     base = results[0][2]
     print(f"\n{'page':34} {'first':>8} {'warm':>8} {'warm / shell':>13}")

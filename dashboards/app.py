@@ -50,7 +50,7 @@ def create_app(
         assets_folder=str(_ASSETS),
         serve_locally=True,
         suppress_callback_exceptions=True,
-        update_title=None,
+        update_title="",
     )
     app.layout = shell()
     register_all(app, ctx)

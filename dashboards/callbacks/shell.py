@@ -25,7 +25,7 @@ _TZ_OFFSET_JS = "function(_) { return -new Date().getTimezoneOffset(); }"
 
 
 def register(app: dash.Dash, ctx: Context) -> None:
-    app.clientside_callback(
+    app.clientside_callback(  # type: ignore[no-untyped-call]
         _TZ_OFFSET_JS, Output(ids.TZ_OFFSET, "data"), Input(ids.URL, "pathname")
     )
 

@@ -15,10 +15,11 @@ a figure panel's graph is ``{"type": "panel-graph", "key": ...}``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
-from dash import dash_table, dcc, html
+from dash import dcc, html
+from dash.dash_table.DataTable import DataTable
 
 from tinct.dashboards import ids
 from tinct.dashboards.figures import (
@@ -39,7 +40,7 @@ __all__ = ["panel_component", "panel_style", "PANEL_GRAPH", "ROW_PX", "GAP_PX"]
 PANEL_GRAPH = "panel-graph"
 ROW_PX, GAP_PX, TITLE_PX = 30, 8, 26
 _FIGURE_KINDS = frozenset({"timeseries", "stat", "gauge", "bargauge", "heatmap"})
-_GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
+_GRAPH_CONFIG: Any = {"displayModeBar": False, "responsive": True}
 
 
 def panel_style(lp: LaidOutPanel) -> dict[str, str]:
@@ -122,9 +123,10 @@ def _table(lp: LaidOutPanel, data: PanelData, utc_offset_min: int) -> Any:
     columns, rows = table_data(
         data.series, lp.panel.field, instant=data.instant, utc_offset_min=utc_offset_min
     )
-    return dash_table.DataTable(
-        columns=columns,
-        data=rows,
+    return DataTable(
+        # DataTable's stubs want its own TypedDicts; these are plain dicts of them.
+        columns=cast(Any, columns),
+        data=cast(Any, rows),
         sort_action="native",
         page_size=50,
         style_table={"overflowY": "auto", "height": f"{body_height(lp)}px"},

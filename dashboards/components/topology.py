@@ -33,7 +33,7 @@ def node_label(node: dict[str, Any]) -> str:
 
 def edge_label(edge: dict[str, Any]) -> str:
     if not edge.get("calls"):
-        return edge["status"]
+        return str(edge["status"])
     p99 = edge.get("p99_ms")
     tail = f" · p99 {p99:.0f} ms" if p99 is not None else ""
     return f"{edge['calls']} · {_rate(edge['calls'], edge['errors'])}{tail}"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from dash import dcc, html
@@ -221,7 +221,7 @@ def layout(ctx: Context, view: ViewState, uid: str, slug: str = "") -> Any:
         )
     return html.Div(
         className="dashboard",
-        **{"data-uid": dv.dashboard.uid},
+        **cast(Any, {"data-uid": dv.dashboard.uid}),
         children=[
             html.H2(dv.dashboard.title),
             html.Div(dv.view.error, className="notice bad") if dv.view.error else None,

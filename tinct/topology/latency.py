@@ -54,6 +54,6 @@ def quantile_ns(counts: Mapping[int, int] | Iterable[tuple[int, int]], q: float)
         if seen + count >= rank:
             lower = 0.0 if bucket == 0 else upper_bound_ns(bucket - 1)
             upper = upper_bound_ns(bucket)
-            return lower + (upper - lower) * max(0.0, rank - seen) / count
+            return float(lower + (upper - lower) * max(0.0, rank - seen) / count)
         seen += count
     return upper_bound_ns(items[-1][0])
