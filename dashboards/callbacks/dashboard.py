@@ -12,8 +12,18 @@ from tinct.dashboards.context import Context
 from tinct.dashboards.pages import ROUTES, route  # noqa: F401  (route table is built lazily)
 from tinct.dashboards.pages.dashboard import open_dashboard, render_rows
 from tinct.dashboards.urlstate import ViewState, parse_search, with_params
+from tinct.dashboards.variables import ALL_VALUE
 
 __all__ = ["register", "variables_search"]
+
+
+def _all_or_values(values: list[Any]) -> list[Any]:
+    """Grafana's multi-value picker: picking a value while All is selected
+    replaces All, picking All replaces the values. Dash's multi dropdown
+    appends the option just clicked, so the last value is the new pick."""
+    if ALL_VALUE not in values or len(values) < 2:
+        return values
+    return [ALL_VALUE] if values[-1] == ALL_VALUE else [v for v in values if v != ALL_VALUE]
 
 
 def variables_search(search: str | None, picked: dict[str, Any]) -> str | None:
@@ -21,9 +31,21 @@ def variables_search(search: str | None, picked: dict[str, Any]) -> str | None:
     updates: dict[str, Any] = {}
     for name, value in picked.items():
         values = value if isinstance(value, list) else [value] if value is not None else []
-        updates[f"var__{name}"] = [str(v) for v in values] or None
+        updates[f"var__{name}"] = [str(v) for v in _all_or_values(values)] or None
     new = with_params(search, **updates)
     return None if parse_search(new) == parse_search(search) else new
+
+
+# Dash's ``html.Details`` counts clicks but never reports ``open`` when the
+# user toggles it, so a row's ``open`` is copied from the element after each
+# click (the toggle is the summary click's default action: read it a task
+# later); clicks that don't toggle (inside an open row) change nothing.
+_ROW_OPEN_JS = """async function(_clicks, wasOpen, id) {
+    await new Promise(resolve => setTimeout(resolve, 0));
+    const row = document.getElementById(JSON.stringify({key: id.key, type: id.type}));
+    if (!row || row.open === Boolean(wasOpen)) { return window.dash_clientside.no_update; }
+    return row.open;
+}"""
 
 
 def _uid(pathname: str | None) -> str:
@@ -44,6 +66,15 @@ def register(app: dash.Dash, ctx: Context) -> None:
             return dash.no_update
         new = variables_search(search, dict(zip(names, values, strict=True)))
         return dash.no_update if new is None else new
+
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        _ROW_OPEN_JS,
+        Output({"type": ids.ROW, "key": MATCH}, "open"),
+        Input({"type": ids.ROW, "key": MATCH}, "n_clicks"),
+        State({"type": ids.ROW, "key": MATCH}, "open"),
+        State({"type": ids.ROW, "key": MATCH}, "id"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output({"type": ids.ROW_BODY, "key": MATCH}, "children"),
