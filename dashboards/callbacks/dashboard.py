@@ -10,7 +10,7 @@ from dash import ALL, MATCH, Input, Output, State, html
 from tinct.dashboards import ids
 from tinct.dashboards.context import Context
 from tinct.dashboards.pages import ROUTES, route  # noqa: F401  (route table is built lazily)
-from tinct.dashboards.pages.dashboard import open_dashboard, render_rows
+from tinct.dashboards.pages.dashboard import VARIABLES_SHOWN, open_dashboard, render_rows
 from tinct.dashboards.urlstate import ViewState, parse_search, with_params
 from tinct.dashboards.variables import ALL_VALUE
 
@@ -57,14 +57,20 @@ def register(app: dash.Dash, ctx: Context) -> None:
     @app.callback(
         Output(ids.URL, "search", allow_duplicate=True),
         Input({"type": ids.VARIABLE, "name": ALL}, "value"),
+        State(VARIABLES_SHOWN, "data"),
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
-    def pick_variable(values: list[Any], search: str | None) -> Any:
+    def pick_variable(values: list[Any], shown: dict[str, Any] | None, search: str | None) -> Any:
         names = [item["id"]["name"] for item in dash.ctx.inputs_list[0]]
-        if not names:
+        # Only what the user changed: a dropdown settling on the value it was
+        # drawn with must not add var-<name> (nor a history entry).
+        picked = {
+            n: v for n, v in zip(names, values, strict=True) if (shown or {}).get(n, object()) != v
+        }
+        if not picked:
             return dash.no_update
-        new = variables_search(search, dict(zip(names, values, strict=True)))
+        new = variables_search(search, picked)
         return dash.no_update if new is None else new
 
     app.clientside_callback(  # type: ignore[no-untyped-call]

@@ -44,7 +44,7 @@ from tinct.dashboards.repeats import LaidOutPanel, LaidOutRow, expand_repeats
 from tinct.dashboards.urlstate import ViewState, build_search
 from tinct.dashboards.variables import ALL_VALUE, ResolvedVariable, VariableScope, resolve_variables
 
-__all__ = ["layout", "DashboardView", "open_dashboard", "render_rows"]
+__all__ = ["layout", "DashboardView", "open_dashboard", "render_rows", "VARIABLES_SHOWN"]
 
 _QUERY_KINDS = frozenset({"timeseries", "stat", "gauge", "bargauge", "heatmap", "table"})
 _ALERT_COLORS = {"firing": "#f2495c", "resolved": "#73bf69"}
@@ -162,13 +162,18 @@ def render_rows(ctx: Context, dv: DashboardView, rows: Sequence[LaidOutRow]) -> 
     return out
 
 
+VARIABLES_SHOWN = "dashboard-variables"
+
+
 def _variable_bar(resolved: Sequence[ResolvedVariable]) -> html.Div:
-    items = []
+    shown: dict[str, Any] = {}
+    items: list[Any] = []
     for r in resolved:
         if r.hide == 2 or r.type in ("datasource", "constant"):
             continue
         options = [{"label": text, "value": value} for text, value in r.options]
         value: Any = list(r.current) if r.multi else (r.current[0] if r.current else None)
+        shown[r.name] = value
         items.append(
             html.Div(
                 className="variable",
@@ -185,6 +190,8 @@ def _variable_bar(resolved: Sequence[ResolvedVariable]) -> html.Div:
                 title=r.error or r.description,
             )
         )
+    # What the dropdowns showed when drawn: only a change from it goes to the URL.
+    items.append(dcc.Store(id=VARIABLES_SHOWN, data=shown))
     return html.Div(className="variables", children=items)
 
 
