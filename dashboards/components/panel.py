@@ -32,6 +32,7 @@ from tinct.dashboards.figures import (
     table_data,
     timeseries_figure,
 )
+from tinct.dashboards.overrides import parse_overrides, series_styles
 from tinct.dashboards.panel_data import PanelData
 from tinct.dashboards.repeats import LaidOutPanel
 
@@ -77,19 +78,23 @@ def figure_for(
         return empty_figure("; ".join(data.errors) or field.no_value)
     options = _options(lp)
     size = (int(lp.grid.w / 24 * 1600), body_height(lp))
-    custom = (panel.raw.get("fieldConfig") or {}).get("defaults", {}).get("custom") or {}
+    defaults = (panel.raw.get("fieldConfig") or {}).get("defaults") or {}
+    custom = defaults.get("custom") or {}
     if panel.type == "timeseries":
+        # Per series: the defaults' custom options, then fieldConfig.overrides.
+        styles = series_styles(
+            data.series, field, parse_overrides(panel.overrides), defaults=defaults
+        )
         return timeseries_figure(
             data.series,
             field,
             time_range=time_range,
             timezone=timezone,
             utc_offset_min=utc_offset_min,
-            stack=(custom.get("stacking") or {}).get("mode", "none") not in ("none", None),
-            fill_opacity=int(custom.get("fillOpacity") or 0),
             annotations=annotations,
             thresholds_style=(custom.get("thresholdsStyle") or {}).get("mode", "off"),
             legend=(options.get("legend") or {}).get("showLegend", True) is not False,
+            styles=styles,
         )
     if panel.type == "stat":
         return stat_figure(

@@ -2,11 +2,14 @@
 
 Follows the panel's options in grafana/public/app/plugins/panel/timeseries
 (``fieldConfig.defaults.custom``: ``stacking``, ``fillOpacity``,
-``thresholdsStyle``, ``scaleDistribution.log``) and its y-axis labelling in
-@grafana/ui's UPlotAxisBuilder (ticks formatted with the unit, see
-``units.axis_ticks``). Kept lean for the browser: one ``go.Scatter`` per
-series with numpy arrays (sent base64-encoded, no per-point Python), no
-WebGL, hover values scaled once per figure (``units.value_scale``).
+``thresholdsStyle``, ``scaleDistribution.log``), each series refined by the
+panel's field overrides (a ``SeriesStyle`` per series, from
+``tinct.dashboards.overrides``: color, name, transform, stacking group, line,
+hiding, axis), and its y-axes in ``_yaxes`` (one per scale, ticks in the
+unit, as @grafana/ui's UPlotAxisBuilder). Kept lean for the browser: one
+``go.Scatter`` per series with numpy arrays (sent base64-encoded, no
+per-point Python), no WebGL, hover values scaled once per unit
+(``units.value_scale``).
 
 Time: x values are epoch milliseconds on a date axis. plotly shows dates
 without a time zone, so for ``timezone="browser"`` the values are shifted by
@@ -25,16 +28,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..frames import FieldConfig, SeriesData
+from ..overrides import SeriesStyle
+from ._yaxes import axis_name, scale_bounds, scales, stack_groups, y_axes
 from .colors import series_color, threshold_steps, with_alpha
-from .theme import (
-    axis_style,
-    base_layout,
-    empty_figure,
-    make_figure,
-    offset_ms,
-    time_axis,
-)
-from .units import axis_ticks, value_scale
+from .theme import base_layout, empty_figure, make_figure, offset_ms, time_axis
+from .units import value_scale
 
 __all__ = ["Annotation", "THRESHOLDS_STYLES", "timeseries_figure"]
 
@@ -52,27 +50,31 @@ def _arrays(s: SeriesData, shift_ms: float) -> tuple[np.ndarray, np.ndarray]:
     return x * 1000.0 + shift_ms, y
 
 
-def _data_bounds(ys: list[np.ndarray], stack: bool, log: bool) -> tuple[float, float] | None:
-    """The min and max the y-axis must show (of the stacked sums when stacking)."""
-    if stack and ys and all(y.shape == ys[0].shape for y in ys):
-        filled = np.nan_to_num(np.vstack(ys), nan=0.0)
-        pos = np.cumsum(np.where(filled > 0, filled, 0), axis=0)
-        neg = np.cumsum(np.where(filled < 0, filled, 0), axis=0)
-        ys = [pos[-1], neg[-1], *ys]
-    elif stack:
-        # Different timestamps: bound by the sum of each series' extremes.
-        ys = [np.array([sum(np.nanmax(y, initial=0) for y in ys)]), *ys]
-    flat = np.concatenate(ys) if ys else np.array([])
-    flat = flat[np.isfinite(flat)]
-    if log:
-        flat = flat[flat > 0]
-    if not flat.size:
-        return None
-    return float(flat.min()), float(flat.max())
+def _transformed(
+    x: np.ndarray, y: np.ndarray, transform: str, span_ms: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The points drawn: ``custom.transform`` applied (preparePlotData2 in grafana-ui).
+
+    ``negative-Y`` flips the values below zero; ``constant`` draws the first
+    value as a flat line across the whole time range, as Grafana's path
+    builder for it does.
+    """
+    if transform == "negative-Y":
+        return x, -y
+    if transform == "constant":
+        first = y[np.isfinite(y)][:1]
+        if not first.size:
+            return x[:0], y[:0]
+        return np.asarray(span_ms), np.repeat(first, 2)
+    return x, y
 
 
-def _hover(unit: str, decimals: int | None, ref: float, integers: bool) -> tuple[float, str]:
-    """The divisor and hovertemplate shared by the figure's traces."""
+def _hover(unit: str, decimals: int | None, ref: float, integers: bool) -> tuple[float, str, str]:
+    """The divisor and the hovertemplate's parts around the value: (divisor, head, tail).
+
+    The template is ``head + "%{y" + tail`` (or ``"%{customdata" + tail`` when
+    the hover shows other numbers than the plotted ones).
+    """
     divisor, prefix, suffix = value_scale(unit, ref)
     if decimals is None:
         scaled = ref / divisor if divisor else ref
@@ -82,38 +84,14 @@ def _hover(unit: str, decimals: int | None, ref: float, integers: bool) -> tuple
             decimals = min(4, max(0, 2 - math.floor(math.log10(scaled))))
         else:
             decimals = 2
-    field_ref = "y" if divisor == 1 else "customdata"
-    value = f"%{{{field_ref}:,.{decimals}f}}"
-    return divisor, f"{prefix}{value}{suffix}<extra>%{{fullData.name}}</extra>"
+    return divisor, prefix, f":,.{decimals}f}}{suffix}<extra>%{{fullData.name}}</extra>"
 
 
-def _y_axis(
-    field: FieldConfig, bounds: tuple[float, float] | None, log_base: int | None
-) -> dict[str, Any]:
-    lo, hi = bounds if bounds else (0.0, 1.0)
-    if field.min is not None and not (log_base and field.min <= 0):
-        lo = field.min
-    if field.max is not None:
-        hi = field.max
-    ticks, texts = axis_ticks(field.unit, lo, hi, decimals=field.decimals, log_base=log_base)
-    if ticks:
-        if field.min is None or (log_base and field.min <= 0):
-            lo = min(lo, ticks[0])
-        if field.max is None:
-            hi = max(hi, ticks[-1])
-    keep = [i for i, t in enumerate(ticks) if lo - 1e-12 * abs(lo) <= t <= hi + 1e-12 * abs(hi)]
-    axis = axis_style(
-        tickmode="array",
-        tickvals=[ticks[i] for i in keep],
-        ticktext=[texts[i] for i in keep],
-        fixedrange=True,  # Grafana zooms on time only
-        showgrid=True,
-    )
-    if log_base:
-        axis.update(type="log", range=[math.log10(lo), math.log10(hi)])
-    else:
-        axis["range"] = [lo, hi]
-    return axis
+def _dash(style: SeriesStyle) -> str:
+    """``custom.lineStyle`` (not solid) as plotly's ``line.dash``."""
+    if style.line_fill == "dash" and any(style.line_dash):
+        return ",".join(f"{d:g}px" for d in style.line_dash)
+    return "dash" if style.line_fill == "dash" else "dot"
 
 
 def _threshold_shapes(field: FieldConfig, style: str, lo: float, hi: float) -> list[dict[str, Any]]:
@@ -208,6 +186,48 @@ def _annotations(
     return shapes, markers
 
 
+def _hovers(
+    ys: Sequence[np.ndarray], styles: Sequence[SeriesStyle]
+) -> dict[tuple[str, int | None], tuple[float, str, str]]:
+    """The hover parts of each (unit, decimals) the series use, scaled once for all
+    the series sharing them."""
+    out = {}
+    for key in dict.fromkeys((st.field.unit, st.field.decimals) for st in styles):
+        same = [
+            y for y, st in zip(ys, styles, strict=True) if (st.field.unit, st.field.decimals) == key
+        ]
+        finite = np.concatenate([y[np.isfinite(y)] for y in same])
+        ref = float(np.abs(finite).max()) if finite.size else 0.0
+        out[key] = _hover(*key, ref, bool(np.all(finite % 1 == 0)))
+    return out
+
+
+def _trace(
+    x: np.ndarray, y: np.ndarray, style: SeriesStyle, color: str, legend: bool
+) -> dict[str, Any]:
+    """A series' line as ``style`` draws it (its stacking and hover are the caller's)."""
+    trace: dict[str, Any] = {
+        "type": "scatter",
+        "x": x,
+        "y": y,
+        "mode": "lines",
+        "name": style.name,
+        "line": {"color": color, "width": style.line_width},
+        "connectgaps": False,
+        "showlegend": legend and not style.hide_legend,
+    }
+    if style.line_fill != "solid":
+        trace["line"]["dash"] = _dash(style)
+    if style.fill_opacity > 0:
+        trace["fill"] = "tozeroy"
+        trace["fillcolor"] = with_alpha(color, style.fill_opacity / 100)
+    if style.hide_tooltip:
+        trace["hoverinfo"] = "skip"
+    if style.hide_viz:
+        trace["visible"] = "legendonly"  # listed, drawn once clicked
+    return trace
+
+
 def timeseries_figure(
     series: Sequence[SeriesData],
     field: FieldConfig,
@@ -222,6 +242,7 @@ def timeseries_figure(
     legend: bool = True,
     log_base: int | None = None,
     line_width: float = 1,
+    styles: Sequence[SeriesStyle] | None = None,
 ) -> go.Figure:
     """A time series panel: one line per series over ``time_range``.
 
@@ -244,47 +265,68 @@ def timeseries_figure(
         log_base: a log y-axis (2 or 10; plotly draws both on a log10 axis,
             ticks at powers of the base).
         line_width: the lines' width in px.
+        styles: each series' own settings, aligned with ``series``
+            (``tinct.dashboards.overrides.series_styles``: the panel's field
+            overrides applied); when given they replace ``stack``,
+            ``fill_opacity`` and ``line_width``. Series stack by Grafana's
+            key: stacking group, direction (mostly negative series stack
+            down) and y scale. Series whose unit, min, max or axis placement
+            differ get their own y-axis; ``field`` still gives the thresholds
+            and the "no value" text.
 
     Returns:
         The figure; ``empty_figure(field.no_value)`` when there are no values.
 
     Raises:
-        ValueError: a series whose times and values differ in length.
+        ValueError: a series whose times and values differ in length, or
+            ``styles`` not aligned with ``series``.
     """
+    if styles is None:
+        mode = "normal" if stack else "none"
+        styles = [
+            SeriesStyle(
+                s.name, field, stacking=mode, fill_opacity=fill_opacity, line_width=line_width
+            )
+            for s in series
+        ]
+    elif len(styles) != len(series):
+        raise ValueError(f"{len(styles)} styles for {len(series)} series")
     shift = offset_ms(timezone, utc_offset_min)
-    arrays = [_arrays(s, shift) for s in series]
-    ys = [y for _, y in arrays]
-    bounds = _data_bounds(ys, stack, bool(log_base))
-    if bounds is None:
+    span_ms = (time_range[0] * 1000.0 + shift, time_range[1] * 1000.0 + shift)
+    raw = [_arrays(s, shift) for s in series]
+    drawn = [
+        _transformed(x, y, st.transform, span_ms) for (x, y), st in zip(raw, styles, strict=True)
+    ]
+    if not any(np.isfinite(y).any() for _, y in drawn):
         return empty_figure(field.no_value)
-    finite = np.concatenate([y[np.isfinite(y)] for y in ys])
-    ref = float(np.abs(finite).max())
-    divisor, template = _hover(field.unit, field.decimals, ref, bool(np.all(finite % 1 == 0)))
-    traces: list[dict[str, Any]] = []
-    for i, (s, (x, y)) in enumerate(zip(series, arrays, strict=True)):
-        color = series_color(field, i, s.last, s.name)
-        trace: dict[str, Any] = {
-            "x": x,
-            "y": y,
-            "mode": "lines",
-            "name": s.name,
-            "line": {"color": color, "width": line_width},
-            "connectgaps": False,
-            "hovertemplate": template,
-            "showlegend": legend,
-        }
-        if divisor != 1:
+
+    scale_of, firsts = scales(styles)
+    stack_of = stack_groups([y for _, y in drawn], styles, scale_of)
+    bounds = scale_bounds([y for _, y in drawn], styles, scale_of, stack_of, bool(log_base))
+
+    hovers = _hovers([y for _, y in raw], styles)
+    traces = []
+    for i, (s, style, (x, y)) in enumerate(zip(series, styles, drawn, strict=True)):
+        if style.hide_viz and (not legend or style.hide_legend):
+            continue  # neither drawn nor listed
+        trace = _trace(x, y, style, series_color(style.field, i, s.last, style.name), legend)
+        divisor, head, tail = hovers[(style.field.unit, style.field.decimals)]
+        negated = style.transform == "negative-Y"
+        if divisor != 1 or negated:
             # float32 halves the payload; hover shows 2-4 digits anyway.
-            trace["customdata"] = (y / divisor).astype(np.float32)
-        if stack:
-            trace["stackgroup"] = "stack"
-            trace["fill"] = "tonexty" if fill_opacity > 0 else "none"
-        elif fill_opacity > 0:
-            trace["fill"] = "tozeroy"
-        if fill_opacity > 0:
-            trace["fillcolor"] = with_alpha(color, fill_opacity / 100)
-        traces.append({"type": "scatter", **trace})
-    yaxis = _y_axis(field, bounds, log_base)
+            # A negative-Y series hovers its value, not the flipped one.
+            trace["customdata"] = ((-y if negated else y) / divisor).astype(np.float32)
+            trace["hovertemplate"] = f"{head}%{{customdata{tail}"
+        else:
+            trace["hovertemplate"] = f"{head}%{{y{tail}"
+        if scale_of[i]:
+            trace["yaxis"] = axis_name(scale_of[i])
+        if stack_of[i] is not None:
+            trace["stackgroup"] = stack_of[i]
+            trace["fill"] = "tonexty" if style.fill_opacity > 0 else "none"
+        traces.append(trace)
+    axes = y_axes(firsts, bounds, log_base)
+    yaxis = axes["yaxis"]
     lo, hi = (10.0**v for v in yaxis["range"]) if log_base else yaxis["range"]
     shapes = _threshold_shapes(field, thresholds_style, lo, hi)
     if log_base:
@@ -294,7 +336,7 @@ def timeseries_figure(
     note_shapes, markers = _annotations(annotations, shift)
     layout = base_layout(
         xaxis=time_axis(time_range, shift),
-        yaxis=yaxis,
+        **axes,
         shapes=shapes + note_shapes,
         hovermode="x unified",
         dragmode="zoom",
@@ -307,6 +349,8 @@ def timeseries_figure(
             "yanchor": "top",
             "bgcolor": "rgba(0,0,0,0)",
             "font": {"size": 11},
+            # Grafana lists series in query order; plotly reverses stacked ones.
+            "traceorder": "normal",
         },
     )
     if markers is not None:

@@ -359,13 +359,6 @@ def test_dashboard_queries_answer_as_prometheus_does(stack: Stack, opened: Opene
         assert ours == theirs, (title, expr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fieldConfig.overrides are parsed (Panel.overrides) but not applied by the"
-    " figures: the 133 override properties of this dashboard (color, custom.transform"
-    " negative-Y, custom.stacking, custom.fillOpacity, custom.lineStyle, displayName,"
-    " custom.hideFrom) are ignored",
-)
 def test_field_overrides_shape_memory_basic(opened: Opened) -> None:
     (lp, data) = next((lp, d) for _, lp, d in opened.panels if lp.panel.title == "Memory Basic")
     assert data is not None
