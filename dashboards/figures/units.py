@@ -106,8 +106,27 @@ def _bin(unit: str, offset: int = 0) -> _Unit:
     return _scaled(1024, tuple(f" {p}{unit}" for p in _BIN_PREFIXES), offset, binary=True)
 
 
+_THROUGHPUT = {
+    "cps": "c/s",
+    "ops": "ops/s",
+    "reqps": "req/s",
+    "rps": "rd/s",
+    "wps": "wr/s",
+    "iops": "io/s",
+    "eps": "evt/s",
+    "mps": "msg/s",
+    "recps": "rec/s",
+    "rowsps": "rows/s",
+    "cpm": "c/m",
+    "opm": "ops/m",
+    "reqpm": "req/m",
+    "rpm": "rd/m",
+    "wpm": "wr/m",
+}
+
+
 def _count(symbol: str) -> _Unit:
-    """``simpleCountUnit``: "1.50K reqps"."""
+    """``simpleCountUnit``: "1.50K req/s"."""
     base = _scaled(1000, _COUNT)
 
     def fmt(v: float, d: int | None) -> FormattedValue:
@@ -219,8 +238,8 @@ def _build_units() -> dict[str, _Unit]:
         "dthms": _text(lambda v, d: format_hms(v, False), " s"),
         "dtdhms": _text(lambda v, d: format_hms(v, True), " s"),
         # Throughput
-        **{u: _count(u) for u in ("cps", "ops", "reqps", "rps", "wps", "iops")},
-        **{u: _count(u) for u in ("cpm", "opm", "rpm", "wpm")},
+        # categories.ts "Throughput": the id is not the symbol shown.
+        **{u: _count(sym) for u, sym in _THROUGHPUT.items()},
         # Temperature, energy
         "celsius": _fixed_unit("°C"),
         "fahrenheit": _fixed_unit("°F"),
