@@ -51,6 +51,9 @@ def create_app(
         serve_locally=True,
         suppress_callback_exceptions=True,
         update_title="",
+        # Plotly and the other lazy chunks load with the page, beside the
+        # first callback, not after it.
+        eager_loading=True,
     )
     app.layout = shell()
     register_all(app, ctx)

@@ -27,8 +27,9 @@ TOPOLOGY_LEVEL = "topology-level"
 TRACE_SEARCH = "trace-search"
 TRACE_SCATTER = "trace-scatter"
 WATERFALL = "waterfall"
-SPAN_ROW = "span-row"
+
 SPAN_DETAIL = "span-detail"
+SPAN_SELECTED = "span-selected"
 DYE_USER = "dye-user"
 DYE_USER_RESULT = "dye-user-result"
 

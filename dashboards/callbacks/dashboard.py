@@ -11,29 +11,35 @@ from tinct.dashboards import ids
 from tinct.dashboards.context import Context
 from tinct.dashboards.pages import ROUTES, route  # noqa: F401  (route table is built lazily)
 from tinct.dashboards.pages.dashboard import VARIABLES_SHOWN, open_dashboard, render_rows
-from tinct.dashboards.urlstate import ViewState, parse_search, with_params
-from tinct.dashboards.variables import ALL_VALUE
+from tinct.dashboards.urlstate import ViewState
 
-__all__ = ["register", "variables_search"]
-
-
-def _all_or_values(values: list[Any]) -> list[Any]:
-    """Grafana's multi-value picker: picking a value while All is selected
-    replaces All, picking All replaces the values. Dash's multi dropdown
-    appends the option just clicked, so the last value is the new pick."""
-    if ALL_VALUE not in values or len(values) < 2:
-        return values
-    return [ALL_VALUE] if values[-1] == ALL_VALUE else [v for v in values if v != ALL_VALUE]
+__all__ = ["register"]
 
 
-def variables_search(search: str | None, picked: dict[str, Any]) -> str | None:
-    """``search`` with ``var-<name>`` set from the picked values; None when unchanged."""
-    updates: dict[str, Any] = {}
-    for name, value in picked.items():
-        values = value if isinstance(value, list) else [value] if value is not None else []
-        updates[f"var__{name}"] = [str(v) for v in _all_or_values(values)] or None
-    new = with_params(search, **updates)
-    return None if parse_search(new) == parse_search(search) else new
+# A picked variable goes into the URL in the browser (no server round trip):
+# only values changed from what the dropdown was drawn with (``shown``), and
+# Grafana's multi-value rule: picking a value while All is selected replaces
+# All, picking All replaces the values (Dash appends the option just clicked).
+_PICK_VARIABLE_JS = """function(values, shown, search) {
+    const names = dash_clientside.callback_context.inputs_list[0].map(i => i.id.name);
+    const params = new URLSearchParams(search || "");
+    let changed = false;
+    names.forEach((name, i) => {
+        const value = values[i];
+        if (JSON.stringify((shown || {})[name]) === JSON.stringify(value)) { return; }
+        let list = Array.isArray(value) ? value.slice() : (value == null ? [] : [value]);
+        if (list.includes("$__all") && list.length > 1) {
+            const all = list[list.length - 1] === "$__all";
+            list = all ? ["$__all"] : list.filter(v => v !== "$__all");
+        }
+        params.delete("var-" + name);
+        list.forEach(v => params.append("var-" + name, String(v)));
+        changed = true;
+    });
+    if (!changed) { return dash_clientside.no_update; }
+    const text = params.toString();
+    return text ? "?" + text : "";
+}"""
 
 
 # Dash's ``html.Details`` counts clicks but never reports ``open`` when the
@@ -54,24 +60,14 @@ def _uid(pathname: str | None) -> str:
 
 
 def register(app: dash.Dash, ctx: Context) -> None:
-    @app.callback(
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        _PICK_VARIABLE_JS,
         Output(ids.URL, "search", allow_duplicate=True),
         Input({"type": ids.VARIABLE, "name": ALL}, "value"),
         State(VARIABLES_SHOWN, "data"),
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
-    def pick_variable(values: list[Any], shown: dict[str, Any] | None, search: str | None) -> Any:
-        names = [item["id"]["name"] for item in dash.ctx.inputs_list[0]]
-        # Only what the user changed: a dropdown settling on the value it was
-        # drawn with must not add var-<name> (nor a history entry).
-        picked = {
-            n: v for n, v in zip(names, values, strict=True) if (shown or {}).get(n, object()) != v
-        }
-        if not picked:
-            return dash.no_update
-        new = variables_search(search, picked)
-        return dash.no_update if new is None else new
 
     app.clientside_callback(  # type: ignore[no-untyped-call]
         _ROW_OPEN_JS,

@@ -9,7 +9,7 @@ them without a browser; the registered callbacks only unpack Dash's inputs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import dash
@@ -39,7 +39,6 @@ __all__ = [
     "search_for_point",
     "operation_choices",
     "span_detail_for",
-    "row_classes",
     "dye_user",
     "DYE_TTL_SECONDS",
 ]
@@ -131,19 +130,6 @@ def span_detail_for(
     )
 
 
-def row_classes(
-    classes: Sequence[str | None], row_ids: Sequence[Mapping[str, Any]], span_id: str
-) -> list[str]:
-    """Every row's class with ``selected`` moved to the row of ``span_id``."""
-    out = []
-    for css, row_id in zip(classes, row_ids, strict=True):
-        names = [c for c in (css or "span-row").split() if c != "selected"]
-        if row_id.get("span") == span_id:
-            names.append("selected")
-        out.append(" ".join(names))
-    return out
-
-
 def dye_user(client: TinctClient, user: str) -> html.Div:
     """Dye ``user``'s requests for 30 minutes; the notice to show (never raises)."""
     rule = {"match": {"kind": "user", "value": user}, "ttl_seconds": DYE_TTL_SECONDS}
@@ -231,29 +217,19 @@ def register(app: dash.Dash, ctx: Context) -> None:
 
     @app.callback(
         Output(ids.SPAN_DETAIL, "children"),
-        Output({"type": ids.SPAN_ROW, "span": ALL}, "className"),
-        Input({"type": ids.SPAN_ROW, "span": ALL}, "n_clicks"),
-        State({"type": ids.SPAN_ROW, "span": ALL}, "className"),
-        State({"type": ids.SPAN_ROW, "span": ALL}, "id"),
+        Input(ids.SPAN_SELECTED, "data"),
         State(ids.URL, "search"),
         State(ids.TZ_OFFSET, "data"),
         prevent_initial_call=True,
     )
-    def open_span(
-        _clicks: list[int | None],
-        classes: list[str | None],
-        row_ids: list[dict[str, str]],
-        search: str | None,
-        offset: int | None,
-    ) -> tuple[Any, Any]:
-        trigger = dash.ctx.triggered_id
-        if not isinstance(trigger, Mapping) or not _triggered_value():
-            return dash.no_update, dash.no_update
-        span_id = str(trigger["span"])
-        detail = span_detail_for(
-            ctx.client, search, span_id, now=ctx.clock(), browser_offset_min=offset
+    def open_span(selected: dict[str, Any] | None, search: str | None, offset: int | None) -> Any:
+        # Set by assets/tinct.js when a waterfall row is clicked (it also
+        # moves the row's ``selected`` class).
+        if not selected or not selected.get("span"):
+            return dash.no_update
+        return span_detail_for(
+            ctx.client, search, str(selected["span"]), now=ctx.clock(), browser_offset_min=offset
         )
-        return detail, row_classes(classes, row_ids, span_id)
 
     @app.callback(
         Output(ids.DYE_USER_RESULT, "children"),

@@ -11,9 +11,10 @@ over their bar, the way Jaeger UI draws them.
 Element contract (the browser tests rely on it):
 
 * ``#waterfall.waterfall``: the container (``ids.WATERFALL``);
-* ``.span-row``: exactly one per span, id ``{"type": ids.SPAN_ROW, "span":
-  <spanID>}``, ``title`` and ``data-span-id`` the span id, ``data-depth`` its
-  depth, classes ``critical`` and ``error`` when they apply;
+* ``.span-row``: exactly one per span, no Dash id (a click is caught by
+  ``assets/tinct.js``), ``title`` and ``data-span-id`` the span id,
+  ``data-depth`` its depth, classes ``critical`` and ``error`` when they
+  apply, ``selected`` on the clicked one;
 * inside a row: ``.span-name`` (``.service-chip``, ``.span-service``,
   ``.span-op``, ``.span-duration``) and ``.bar-track`` > ``.bar`` (+
   ``.cp-segment`` marks);
@@ -49,7 +50,6 @@ __all__ = [
     "service_color",
     "service_chip",
     "bar_geometry",
-    "span_row_id",
 ]
 
 # Grafana's classic palette: distinct on the dark theme, stable per service.
@@ -69,11 +69,6 @@ def _data(**values: str) -> dict[str, Any]:
 def service_color(service: str) -> str:
     """The service's chip color: the same in every trace and on every page load."""
     return _PALETTE[zlib.crc32(service.encode()) % len(_PALETTE)]
-
-
-def span_row_id(span_id: str) -> dict[str, str]:
-    """The pattern-matching id of a span's row."""
-    return {"type": ids.SPAN_ROW, "span": span_id}
 
 
 def bar_geometry(view: TraceView, start_us: int, duration_us: int) -> tuple[float, float]:
@@ -137,11 +132,12 @@ def _row(view: TraceView, span: SpanView, sections: Sequence[CriticalSection]) -
         className="bar error" if span.error else "bar",
         style={"left": _pct(left), "width": _pct(width)},
     )
+    # No Dash id: hundreds of pattern-matching ids make Dash's renderer
+    # crawl (a 500-span trace took 40 s to draw). A click on a row is picked
+    # up by assets/tinct.js, which sets ``ids.SPAN_SELECTED``.
     return html.Div(
-        id=span_row_id(span.span_id),
         className=" ".join(classes),
         title=span.span_id,
-        n_clicks=0,
         children=[
             name,
             html.Div(className="bar-track", children=[bar, *_segments(view, sections)]),

@@ -534,6 +534,7 @@ def _trace(ctx: Context, view: ViewState, trace_id: str, search: str) -> html.Di
             *warnings,
             *_dye_users(tv),
             waterfall(tv, sections),
+            dcc.Store(id=ids.SPAN_SELECTED),
             html.Div(
                 id=ids.SPAN_DETAIL,
                 className="span-detail",

@@ -369,12 +369,6 @@ def test_a_clicked_span_shows_its_details_and_is_selected() -> None:
     gone = callbacks.span_detail_for(_client(fake), "?trace=" + "e" * 32, D, now=NOW)
     assert classes(gone) == {"notice", "bad"}
 
-    row_ids = [{"type": ids.SPAN_ROW, "span": s} for s in (A, D)]
-    assert callbacks.row_classes(["span-row critical selected", "span-row error"], row_ids, D) == [
-        "span-row critical",
-        "span-row error selected",
-    ]
-
 
 def test_dye_user_posts_a_30_minute_user_rule_and_links_to_the_dye_page() -> None:
     fake = FakeTraceClient()
@@ -418,37 +412,21 @@ def _prop(component_id: dict[str, str], prop: str) -> str:
     return json.dumps(component_id, separators=(",", ":"), sort_keys=True) + "." + prop
 
 
-def test_the_registered_span_click_fills_the_details_and_moves_the_selection() -> None:
+def test_the_registered_span_click_fills_the_details() -> None:
+    # assets/tinct.js sets ids.SPAN_SELECTED when a row is clicked.
     app = _app(FakeTraceClient())
-    row_ids = [{"type": ids.SPAN_ROW, "span": s} for s in (A, D)]
     payload = {
-        "output": f'..{ids.SPAN_DETAIL}.children...{{"span":["ALL"],"type":"{ids.SPAN_ROW}"}}'
-        ".className..",
-        "outputs": [
-            {"id": ids.SPAN_DETAIL, "property": "children"},
-            [{"id": r, "property": "className"} for r in row_ids],
-        ],
-        "inputs": [
-            [
-                {"id": r, "property": "n_clicks", "value": n}
-                for r, n in zip(row_ids, (0, 1), strict=True)
-            ]
-        ],
+        "output": f"{ids.SPAN_DETAIL}.children",
+        "outputs": {"id": ids.SPAN_DETAIL, "property": "children"},
+        "inputs": [{"id": ids.SPAN_SELECTED, "property": "data", "value": {"span": D, "at": 1}}],
         "state": [
-            [{"id": r, "property": "className", "value": "span-row critical"} for r in row_ids],
-            [{"id": r, "property": "id", "value": r} for r in row_ids],
             {"id": ids.URL, "property": "search", "value": f"?trace={TRACE_ID}"},
             {"id": ids.TZ_OFFSET, "property": "data", "value": 0},
         ],
-        "changedPropIds": [_prop(row_ids[1], "n_clicks")],
+        "changedPropIds": [f"{ids.SPAN_SELECTED}.data"],
     }
     answer = _dispatch(app, payload)["response"]
     assert answer[ids.SPAN_DETAIL]["children"]["props"]["data-span-id"] == D
-    classes_out = [answer[json.dumps(r, separators=(",", ":"), sort_keys=True)] for r in row_ids]
-    assert [c["className"] for c in classes_out] == [
-        "span-row critical",
-        "span-row critical selected",
-    ]
 
 
 def test_the_registered_dye_button_dyes_on_a_click_only() -> None:

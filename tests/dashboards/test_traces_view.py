@@ -322,12 +322,12 @@ def test_the_waterfall_has_one_row_per_span_with_its_bar_placed_in_percent() -> 
     tree: Any = waterfall(view)
     assert tree.id == ids.WATERFALL and "waterfall" in classes(tree)
     rows = [c for c in walk(tree) if "span-row" in classes(c)]
-    assert [r.id for r in rows] == [{"type": ids.SPAN_ROW, "span": s.span_id} for s in view.spans]
+    assert [getattr(r, "data-span-id") for r in rows] == [s.span_id for s in view.spans]
     total_ms = 130.0
     expected_ms = {A: (0, 100), B: (5, 28), C: (25, 90), D: (30, 60), E: (62, 70), G: (40, 91),
                    F: (92, 130)}  # fmt: skip
     for row in rows:
-        span_id = row.id["span"]
+        span_id = getattr(row, "data-span-id")
         assert row.title == span_id and getattr(row, "data-span-id") == span_id
         bar = next(c for c in walk(row) if "bar" in classes(c))
         start, end = expected_ms[span_id]
@@ -339,7 +339,9 @@ def test_the_waterfall_has_one_row_per_span_with_its_bar_placed_in_percent() -> 
 
 def test_rows_are_indented_marked_critical_and_error() -> None:
     view = parse_trace(make_trace())
-    rows = {r.id["span"]: r for r in walk(waterfall(view)) if "span-row" in classes(r)}
+    rows = {
+        getattr(r, "data-span-id"): r for r in walk(waterfall(view)) if "span-row" in classes(r)
+    }
     assert {s for s, r in rows.items() if "critical" in classes(r)} == {A, C, D, E, F}
     assert {s for s, r in rows.items() if "error" in classes(r)} == {D}
     d_bar = next(c for c in walk(rows[D]) if "bar" in classes(c))
