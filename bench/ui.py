@@ -94,7 +94,10 @@ def _time_page(page: Any, url: str, rows: int, reload: bool) -> float:
         page.reload()
     else:
         page.goto(url)
-    page.wait_for_function(DRAWN_JS, arg=rows, timeout=60_000, polling=20)
+    try:
+        page.wait_for_function(DRAWN_JS, arg=rows, timeout=60_000, polling=20)
+    except Exception as exc:
+        raise RuntimeError(f"{page.url} was not fully drawn within 60 s") from exc
     return time.perf_counter() - start
 
 
@@ -102,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ui", description=__doc__)
     parser.add_argument("--warmup", type=float, default=60, help="seconds of demo data first")
     parser.add_argument("--repeat", type=int, default=5, help="warm draws per page")
-    parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--speed", type=float, default=10)
+    parser.add_argument("--users", type=int, default=100, help="as `make run`")
+    parser.add_argument("--speed", type=float, default=1, help="as `make run`")
     parser.add_argument("--trace-spans", type=int, default=500)
     args = parser.parse_args(argv)
 

@@ -35,7 +35,7 @@ Prometheus's layout (other issues add ``global``, ``rule_files``,
       path: ./dashboards          # --dashboards: Grafana dashboard JSON/YAML files
     topology:                     # beside the declared topology (tinct.topology.static)
       wait: 10s                   # --topology-wait: how long a trace may stay quiet
-      flush_interval: 5s          # --topology-flush-interval: edges written this often
+      flush_interval: 1m          # --topology-flush-interval: edges written this often
 
 Unknown keys inside ``storage``, ``server``, ``query`` and ``rum`` are errors (a typo should not
 silently fall back to a default); other top-level sections are left to the
@@ -94,7 +94,7 @@ class Settings:
     query_max_concurrency: int
     rum_allowed_origins: tuple[str, ...]
     topology_wait: float = 10.0
-    topology_flush_interval: float = 5.0
+    topology_flush_interval: float = 60.0
     dashboards: Path | None = None
 
 
@@ -351,7 +351,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "topology_flush_interval",
         _seconds,
-        5.0,
+        60.0,
         "how often counted topology edges are written (and waiting spans saved)",
         "topology",
         key="flush_interval",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
+from html import escape
 from typing import Any
 
 from dash import dcc, html
@@ -84,14 +85,14 @@ def _pct(value: float) -> str:
     return f"{value:.3f}%"
 
 
-def _segments(view: TraceView, sections: Sequence[CriticalSection]) -> list[html.Div]:
+def _segments(view: TraceView, sections: Sequence[CriticalSection]) -> str:
     marks = []
     for section in sections:
         left, width = bar_geometry(view, section.start_us, section.end_us - section.start_us)
         marks.append(
-            html.Div(className="cp-segment", style={"left": _pct(left), "width": _pct(width)})
+            f'<div class="cp-segment" style="left:{_pct(left)};width:{_pct(width)}"></div>'
         )
-    return marks
+    return "".join(marks)
 
 
 def service_chip(service: str) -> html.Span:
@@ -109,40 +110,33 @@ def service_chip(service: str) -> html.Span:
     )
 
 
-def _row(view: TraceView, span: SpanView, sections: Sequence[CriticalSection]) -> html.Div:
+def _row(view: TraceView, span: SpanView, sections: Sequence[CriticalSection]) -> str:
+    """One row as HTML text (see :func:`waterfall` for why not components)."""
     left, width = bar_geometry(view, span.start_us, span.duration_us)
     classes = ["span-row"]
     if sections:
         classes.append("critical")
     if span.error:
         classes.append("error")
-    name = html.Div(
-        className="span-name",
-        style={"paddingLeft": f"{span.depth * _INDENT_PX}px"},
-        children=[
-            service_chip(span.service),
-            html.Span(span.service, className="span-service"),
-            " ",
-            html.Span(span.operation, className="span-op"),
-            " ",
-            html.Span(format_duration_us(span.duration_us), className="span-duration"),
-        ],
+    sid, service = escape(span.span_id), escape(span.service)
+    chip = (
+        f'<span class="service-chip" title="{service}" style="background:'
+        f'{service_color(span.service)}"></span>'
     )
-    bar = html.Div(
-        className="bar error" if span.error else "bar",
-        style={"left": _pct(left), "width": _pct(width)},
+    name = (
+        f'<div class="span-name" style="padding-left:{span.depth * _INDENT_PX}px">{chip}'
+        f'<span class="span-service">{service}</span> '
+        f'<span class="span-op">{escape(span.operation)}</span> '
+        f'<span class="span-duration">{escape(format_duration_us(span.duration_us))}</span></div>'
     )
-    # No Dash id: hundreds of pattern-matching ids make Dash's renderer
-    # crawl (a 500-span trace took 40 s to draw). A click on a row is picked
-    # up by assets/tinct.js, which sets ``ids.SPAN_SELECTED``.
-    return html.Div(
-        className=" ".join(classes),
-        title=span.span_id,
-        children=[
-            name,
-            html.Div(className="bar-track", children=[bar, *_segments(view, sections)]),
-        ],
-        **_data(span_id=span.span_id, depth=str(span.depth)),
+    bar = (
+        f'<div class="{"bar error" if span.error else "bar"}" '
+        f'style="left:{_pct(left)};width:{_pct(width)}"></div>'
+    )
+    return (
+        f'<div class="{" ".join(classes)}" title="{sid}" data-span-id="{sid}" '
+        f'data-depth="{span.depth}">{name}<div class="bar-track">{bar}'
+        f"{_segments(view, sections)}</div></div>"
     )
 
 
@@ -182,8 +176,19 @@ def waterfall(view: TraceView, sections: Sequence[CriticalSection] | None = None
     by_span: dict[str, list[CriticalSection]] = {}
     for section in sections:
         by_span.setdefault(section.span_id, []).append(section)
-    rows = [_row(view, span, by_span.get(span.span_id, [])) for span in view.spans]
-    return html.Div(id=ids.WATERFALL, className="waterfall", children=[_ruler(view), *rows])
+    # The rows are HTML text in one component: Dash's renderer costs some
+    # milliseconds per component, and a 500-span trace as components (4,000
+    # of them) took 40 s to draw. Every text is escaped; a click on a row is
+    # picked up by assets/tinct.js (``.span-row[data-span-id]``).
+    rows = "".join(_row(view, span, by_span.get(span.span_id, [])) for span in view.spans)
+    return html.Div(
+        id=ids.WATERFALL,
+        className="waterfall",
+        children=[
+            _ruler(view),
+            dcc.Markdown(rows, dangerously_allow_html=True, className="waterfall-rows"),
+        ],
+    )
 
 
 # -- span details ----------------------------------------------------------------

@@ -25,6 +25,7 @@ from tests.dashboards.test_traces_view import (
     make_small_trace,
     make_trace,
 )
+from tests.dashboards.test_traces_view import walk as view_walk
 from tinct.dashboards import ids
 from tinct.dashboards.callbacks import traces as callbacks
 from tinct.dashboards.components.shell import shell
@@ -110,13 +111,9 @@ def _client(fake: FakeTraceClient) -> TinctClient:
 
 
 def walk(node: Any) -> Iterator[Any]:
-    """Every component under ``node`` (itself included), depth first."""
-    if isinstance(node, list | tuple):
-        for child in node:
-            yield from walk(child)
-    elif isinstance(node, Component):
-        yield node
-        yield from walk(getattr(node, "children", None))
+    """Every component under ``node`` (itself included), depth first; raw
+    HTML (the waterfall's rows) read as the components it stands for."""
+    yield from view_walk(node)
 
 
 def _texts(node: Any) -> Iterator[str]:

@@ -227,3 +227,16 @@ def test_dependencies_between_services(store):
     # Only children starting in the window count.
     assert store.dependencies(T + 2 * MS, T + 2 * MS) == [("api", "db", 1)]
     assert store.dependencies(T + 5 * MS, T + DAY_NS) == []
+
+
+def test_dependencies_join_parents_whose_span_id_ends_in_a_zero_byte(store):
+    # toString(FixedString) drops trailing zero bytes: the join must not use it.
+    trace = trace_id()
+    parent = b"\x07" * 7 + b"\x00"
+    store.write_spans(
+        batch(
+            span(trace_id=trace, span_id=parent, service="web", start_ns=T),
+            span(trace_id=trace, parent_span_id=parent, service="api", start_ns=T + MS),
+        )
+    )
+    assert store.dependencies(T, T + DAY_NS) == [("web", "api", 1)]

@@ -251,7 +251,8 @@ def write_collection_config(
     if alertmanagers:
         static = {"targets": list(alertmanagers)}
         body["alerting"]["alertmanagers"] = [{"static_configs": [static]}]
-    body["topology"] = {"files": [_TOPOLOGY_FILE]}
+    # A small app: edges written every 5 s so the topology page is live.
+    body["topology"] = {"files": [_TOPOLOGY_FILE], "flush_interval": "5s"}
     _write_atomic(
         workdir / _TOPOLOGY_FILE,
         _HEADER + yaml.safe_dump({"topology": {"applications": []}}, sort_keys=False),

@@ -51,7 +51,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_WAIT_SECONDS = 10.0
-DEFAULT_FLUSH_SECONDS = 5.0
+# A minute: each (minute, edge) is then written about once, so a topology
+# query sums few rows (a 5 s flush gave 12 rows per edge-minute, and an hour
+# over 10M spans took 125 ms instead of 25), and the waiting spans are
+# checkpointed 12 times less often. Edges show up within wait + flush.
+DEFAULT_FLUSH_SECONDS = 60.0
 # Beyond this many waiting spans the oldest traces are resolved early.
 DEFAULT_MAX_PENDING_SPANS = 1_000_000
 _MINUTE_NS = 60 * 10**9
