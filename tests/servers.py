@@ -100,6 +100,35 @@ def clickhouse_server(workdir: Path) -> Iterator[int]:
         log.close()
 
 
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+
+
+@contextlib.contextmanager
+def alertmanager_server(workdir: Path, config_yaml: str) -> Iterator[str]:
+    """Debian's Alertmanager with ``config_yaml`` on a free loopback port, not
+    clustered; yields ``127.0.0.1:<port>`` and stops it by PID."""
+    port = free_port()
+    config = workdir / "alertmanager.yml"
+    config.write_text(config_yaml)
+    with open(workdir / "alertmanager.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                ALERTMANAGER,
+                f"--config.file={config}",
+                f"--storage.path={workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port(port, 30, proc)
+            yield f"127.0.0.1:{port}"
+        finally:
+            stop_pid(proc)
+
+
 def postgres_bindir() -> Path | None:
     """Debian's PostgreSQL binaries (/usr/lib/postgresql/<ver>/bin), the newest; None if absent."""
     found = sorted(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 import dash
 from dash import html
 from dash.development.base_component import Component
 
+from tests.dashboards.tree import by_id, text, walk
 from tinct.alerting.notifier import alertmanager_fingerprint
 from tinct.dashboards import ids
 from tinct.dashboards.callbacks import alerting as callbacks
@@ -234,33 +235,6 @@ class FakeAlertsClient:
 
 def _client(fake: FakeAlertsClient) -> TinctClient:
     return cast(TinctClient, fake)
-
-
-def walk(node: Any) -> Iterator[Component]:
-    """Every component under ``node`` (itself included), depth first."""
-    if isinstance(node, list | tuple):
-        for child in node:
-            yield from walk(child)
-    elif isinstance(node, Component):
-        yield node
-        yield from walk(getattr(node, "children", None))
-
-
-def text(node: Any) -> str:
-    """The text a browser would show for ``node``."""
-    if isinstance(node, str | int | float):
-        return str(node)
-    if isinstance(node, list | tuple):
-        return " ".join(text(c) for c in node)
-    if isinstance(node, Component):
-        return text(getattr(node, "children", None))
-    return ""
-
-
-def by_id(node: Any, component_id: Any) -> Any:
-    found = [c for c in walk(node) if getattr(c, "id", None) == component_id]
-    assert len(found) == 1, f"{len(found)} components with id {component_id!r}"
-    return found[0]
 
 
 def tagged(node: Any, attribute: str) -> dict[str, Component]:

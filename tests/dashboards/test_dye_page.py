@@ -8,7 +8,7 @@ the very message the API would give.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 import dash
@@ -16,6 +16,7 @@ import pytest
 from dash import html
 from dash.development.base_component import Component
 
+from tests.dashboards.tree import by_id, text, walk
 from tinct.dashboards import ids
 from tinct.dashboards.callbacks import dye as callbacks
 from tinct.dashboards.components.shell import shell
@@ -67,33 +68,6 @@ def _rule(rule_id: str, kind: str, value: str, key: str = "", **extra: Any) -> d
 
 def _client(fake: FakeDyeClient) -> TinctClient:
     return cast(TinctClient, fake)
-
-
-def walk(node: Any) -> Iterator[Component]:
-    """Every component under ``node`` (itself included), depth first."""
-    if isinstance(node, list | tuple):
-        for child in node:
-            yield from walk(child)
-    elif isinstance(node, Component):
-        yield node
-        yield from walk(getattr(node, "children", None))
-
-
-def text(node: Any) -> str:
-    """The text a browser would show for ``node``."""
-    if isinstance(node, str | int | float):
-        return str(node)
-    if isinstance(node, list | tuple):
-        return " ".join(text(c) for c in node)
-    if isinstance(node, Component):
-        return text(getattr(node, "children", None))
-    return ""
-
-
-def by_id(node: Any, component_id: Any) -> Any:
-    found = [c for c in walk(node) if getattr(c, "id", None) == component_id]
-    assert len(found) == 1, f"{len(found)} components with id {component_id!r}"
-    return found[0]
 
 
 def rows(table_children: Any) -> dict[str, dict[str, str]]:

@@ -25,7 +25,7 @@ from tests.dashboards.test_traces_view import (
     make_small_trace,
     make_trace,
 )
-from tests.dashboards.test_traces_view import walk as view_walk
+from tests.dashboards.tree import by_id, classes, no_id, walk, with_class
 from tinct.dashboards import ids
 from tinct.dashboards.callbacks import traces as callbacks
 from tinct.dashboards.components.shell import shell
@@ -110,12 +110,6 @@ def _client(fake: FakeTraceClient) -> TinctClient:
     return cast(TinctClient, fake)
 
 
-def walk(node: Any) -> Iterator[Any]:
-    """Every component under ``node`` (itself included), depth first; raw
-    HTML (the waterfall's rows) read as the components it stands for."""
-    yield from view_walk(node)
-
-
 def _texts(node: Any) -> Iterator[str]:
     if isinstance(node, str | int | float):
         yield str(node)
@@ -129,24 +123,6 @@ def _texts(node: Any) -> Iterator[str]:
 def text(node: Any) -> str:
     """The text a browser would show for ``node``, whitespace collapsed."""
     return " ".join(" ".join(_texts(node)).split())
-
-
-def classes(component: Any) -> set[str]:
-    return set((getattr(component, "className", None) or "").split())
-
-
-def by_id(node: Any, component_id: Any) -> Any:
-    found = [c for c in walk(node) if getattr(c, "id", None) == component_id]
-    assert len(found) == 1, f"{len(found)} components with id {component_id!r}"
-    return found[0]
-
-
-def no_id(node: Any, component_id: Any) -> bool:
-    return not any(getattr(c, "id", None) == component_id for c in walk(node))
-
-
-def with_class(node: Any, css: str) -> list[Any]:
-    return [c for c in walk(node) if css in classes(c)]
 
 
 def notices(node: Any) -> list[str]:

@@ -16,13 +16,12 @@ The JSON lists them shuffled, so the tree order is the parser's doing.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from dash.development.base_component import Component
 
+from tests.dashboards.tree import classes, text, walk
 from tinct.dashboards import ids
 from tinct.dashboards.components.waterfall import span_detail, waterfall
 from tinct.dashboards.figures.traces import ERROR_COLOR, OK_COLOR, trace_scatter_figure
@@ -132,69 +131,6 @@ def make_small_trace(trace_id: str = OTHER_TRACE, start_ms: float = 500) -> dict
 def ms(value: float) -> int:
     """T0 + ``value`` ms, in µs."""
     return T0 + int(value * 1000)
-
-
-def _components_of_html(markup: str) -> list[Any]:
-    """Raw HTML (the waterfall's rows) as the Dash components it stands for,
-    so the tests below read rows the same way whatever renders them."""
-    from html.parser import HTMLParser
-
-    from dash import html as dhtml
-
-    root: list[Any] = []
-    stack: list[Any] = []
-
-    class Builder(HTMLParser):
-        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-            props: dict[str, Any] = {"children": []}
-            for key, value in attrs:
-                if key == "class":
-                    props["className"] = value
-                elif key == "style":
-                    props["style"] = {
-                        re.sub(r"-(\w)", lambda m: m.group(1).upper(), k.strip()): v.strip()
-                        for k, _, v in (p.partition(":") for p in (value or "").split(";") if p)
-                    }
-                else:
-                    props[key] = value
-            node = getattr(dhtml, tag.capitalize())(**props)
-            (stack[-1].children if stack else root).append(node)
-            stack.append(node)
-
-        def handle_endtag(self, tag: str) -> None:
-            stack.pop()
-
-        def handle_data(self, data: str) -> None:
-            (stack[-1].children if stack else root).append(data)
-
-    Builder().feed(markup)
-    return root
-
-
-def walk(node: Any) -> Iterator[Any]:
-    if isinstance(node, list | tuple):
-        for child in node:
-            yield from walk(child)
-    elif isinstance(node, Component):
-        yield node
-        if getattr(node, "dangerously_allow_html", False):
-            yield from walk(_components_of_html(str(node.children)))
-        else:
-            yield from walk(getattr(node, "children", None))
-
-
-def text(node: Any) -> str:
-    if isinstance(node, str | int | float):
-        return str(node)
-    if isinstance(node, list | tuple):
-        return " ".join(text(c) for c in node)
-    if isinstance(node, Component):
-        return text(getattr(node, "children", None))
-    return ""
-
-
-def classes(component: Any) -> set[str]:
-    return set((getattr(component, "className", None) or "").split())
 
 
 # -- the tree ----------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -34,12 +33,11 @@ from tests.dashboards.browser import (
     wait_drawn,
 )
 from tests.demo.running import Demo, run_demo
-from tests.servers import free_port, stop_pid, wait_for_port
+from tests.servers import ALERTMANAGER, alertmanager_server
 from tinct.alerting.notifier import alertmanager_fingerprint
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
-ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 SERVICES = "/d/tinct-services/services"
 SERVICE_VARIABLE = '[id=\'{"name":"service","type":"var"}\']'  # Dash's JSON of the dict id
 # Behaviour checks wait longer than the drawing check of the last test.
@@ -65,26 +63,9 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which(ALERTMANAGER) is None:
         pytest.skip("prometheus-alertmanager is not installed")
     workdir = tmp_path_factory.mktemp("alertmanager")
-    config = workdir / "alertmanager.yml"
-    config.write_text("route:\n  receiver: none\nreceivers:\n  - name: none\n")
-    port = free_port()
-    with open(workdir / "alertmanager.log", "wb") as log:
-        proc = subprocess.Popen(
-            [
-                ALERTMANAGER,
-                f"--config.file={config}",
-                f"--storage.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_port(port, 30, proc)
-            yield f"127.0.0.1:{port}"
-        finally:
-            stop_pid(proc)
+    config = "route:\n  receiver: none\nreceivers:\n  - name: none\n"
+    with alertmanager_server(workdir, config) as hostport:
+        yield hostport
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import contextlib
 import json
 import queue
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import free_port, stop_pid, wait_for_port
+from tests.servers import ALERTMANAGER, alertmanager_server
 from tinct.alerting.config import parse_alerting_config
 from tinct.alerting.evaluator import RuleEvaluator
 from tinct.alerting.notifier import Notifier, OutgoingAlert, alertmanager_fingerprint
@@ -32,8 +31,6 @@ from tinct.errors import ConfigError
 from tinct.metrics import SampleBuilder
 from tinct.promql.engine import Engine
 from tinct.storage.memory_metrics import InMemoryMetricStore
-
-ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 
 class Sink:
@@ -80,10 +77,7 @@ class Sink:
 
 @contextlib.contextmanager
 def alertmanager(workdir: Path, hook: str) -> Iterator[str]:
-    port = free_port()
-    config = workdir / "alertmanager.yml"
-    config.write_text(
-        f"""
+    config = f"""
 route:
   receiver: sink
   group_by: [alertname]
@@ -96,25 +90,8 @@ receivers:
       - url: {hook}
         send_resolved: true
 """
-    )
-    log = open(workdir / "alertmanager.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            ALERTMANAGER,
-            f"--config.file={config}",
-            f"--storage.path={workdir / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, 30, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_pid(proc)
-        log.close()
+    with alertmanager_server(workdir, config) as hostport:
+        yield f"http://{hostport}"
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.servers import TinctProcess, free_port
-from tests.tinct.test_alertmanager import ALERTMANAGER, Sink, alertmanager
+from tests.servers import ALERTMANAGER, TinctProcess, free_port
+from tests.tinct.test_alertmanager import Sink, alertmanager
 from tinct.alerting.notifier import alertmanager_fingerprint
 from tinct.collectors.remote_write_proto import encode_write_request
 
