@@ -104,6 +104,10 @@ EXPECTED_EMPTY = {
     "TCP Stat Transient": _TCPSTAT,
     "TCP Socket Queue": _TCPSTAT,
 }
+# Panels dividing one disk rate by another: no data while the disks did no
+# I/O of that kind in the window (0 / 0 is NaN, as in Prometheus), which
+# depends on what else the machine does during the test.
+IDLE_DISK = {"Disk Average Wait Time"}
 # What a user looks at first: these must draw data on any Linux machine.
 KEY_PANELS = [
     "CPU Busy",
@@ -280,9 +284,8 @@ def test_variables_resolve_and_panels_draw_node_exporter_data(stack: Stack, open
     assert errors == {}, "tinct refused queries of the dashboard"
     drawn = {lp.panel.title for _, lp, data in panels if _has_data(data)}
     empty = {lp.panel.title for _, lp, data in panels} - drawn
-    assert empty <= set(EXPECTED_EMPTY), "panels without data: " + ", ".join(
-        sorted(empty - set(EXPECTED_EMPTY))
-    )
+    allowed = set(EXPECTED_EMPTY) | IDLE_DISK
+    assert empty <= allowed, "panels without data: " + ", ".join(sorted(empty - allowed))
     assert set(KEY_PANELS) <= drawn
     # "N of 141 panels (M of 125 non-row panels) draw data", N counting the rows.
     print(f"{len(drawn) + len(rows)} of 141 panels ({len(drawn)} of 125 non-row panels) draw data")
@@ -291,7 +294,7 @@ def test_variables_resolve_and_panels_draw_node_exporter_data(stack: Stack, open
     # metric node_exporter does not export here (and tinct has none of it).
     exported = _exposition(stack.node)
     for _, lp, data in panels:
-        if lp.panel.title not in empty:
+        if lp.panel.title not in empty - IDLE_DISK:
             continue
         assert data is not None
         if lp.panel.title == "SWAP Used":

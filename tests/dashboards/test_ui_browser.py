@@ -228,6 +228,8 @@ def test_a_trace_waterfall_has_one_row_per_span(demo: Demo, page: Page) -> None:
     trace = eventually(wide, "gateway trace of 4 spans or more")
     _open(page, demo, f"/traces?trace={trace['traceID']}")
     rows = page.locator("#waterfall .span-row")
+    # The rows are one block of HTML, drawn once its component has rendered.
+    rows.first.wait_for(timeout=15_000)
     shown = rows.evaluate_all("rows => rows.map(r => r.dataset.spanId)")
     assert sorted(shown) == sorted(s["spanID"] for s in trace["spans"])
     screenshot(page, "waterfall")
