@@ -11,9 +11,8 @@ named by its target's ``legendFormat``.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tinct.dashboards.frames import SeriesData
@@ -125,7 +124,3 @@ def query_panel(panel: Panel, q: PanelQuery) -> PanelData:
         except QueryError as exc:
             out.errors.append(f"{target.ref_id}: {exc}")
     return out
-
-
-def finite(values: Sequence[float]) -> list[float]:
-    return [v for v in values if not math.isnan(v)]

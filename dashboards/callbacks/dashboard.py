@@ -9,7 +9,6 @@ from dash import ALL, MATCH, Input, Output, State, html
 
 from tinct.dashboards import ids
 from tinct.dashboards.context import Context
-from tinct.dashboards.pages import ROUTES, route  # noqa: F401  (route table is built lazily)
 from tinct.dashboards.pages.dashboard import VARIABLES_SHOWN, open_dashboard, render_rows
 from tinct.dashboards.urlstate import ViewState
 

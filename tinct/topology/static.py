@@ -35,7 +35,9 @@ a service or a component; an interface's dependency implies its service's
 services, so it can't be declared.
 
 Every problem found is reported at once, as ``<file>:<line>:<col>: <field
-path>: <problem>`` lines in one :class:`~tinct.errors.ConfigError`.
+path>: <problem>`` lines in one :class:`~tinct.errors.ConfigError`. The
+section's ``wait`` and ``flush_interval`` are the dynamic topology's process
+settings (``tinct.config``), not part of the declared graph.
 """
 
 from __future__ import annotations
