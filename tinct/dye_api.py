@@ -43,7 +43,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -51,7 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tinct.errors import StorageError
+from tinct.api_errors import ApiProblem, guard
 from tinct.selfmetrics import SelfMetrics
 from tinct.storage.base import DyeRuleStore, StoredDyeRule
 from tinct.tracing.dye import MAX_DYE_LENGTH
@@ -70,7 +70,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_Endpoint = Callable[[Request], Awaitable[Response]]
 
 DYE_RULES_PATH = "/api/tinct/dye-rules"
 MATCH_KINDS = ("user", "header", "route", "tenant")
@@ -84,32 +83,6 @@ MAX_BODY_BYTES = 64 * 1024
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _FIELDS = ("match", "service", "ratio", "ttl_seconds")
 _MATCH_FIELDS = ("kind", "key", "value")
-
-
-class _Problem(Exception):
-    """An answer other than success: ``status`` and the error text."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": message}, status, headers=headers)
-
-
-def _guard(endpoint: _Endpoint) -> _Endpoint:
-    async def guarded(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except _Problem as exc:
-            return _error(exc.status, str(exc))
-        except StorageError as exc:
-            logger.exception("dye rules store call failed for %s", request.url.path)
-            return _error(500, f"store failed: {exc}")
-
-    return guarded
 
 
 def rfc3339(unix_s: float) -> str:
@@ -131,8 +104,8 @@ def rule_json(rule: StoredDyeRule) -> dict[str, Any]:
     }
 
 
-def _invalid(field: str, message: str) -> _Problem:
-    return _Problem(422, f"{field}: {message}")
+def _invalid(field: str, message: str) -> ApiProblem:
+    return ApiProblem(422, f"{field}: {message}")
 
 
 def _string(
@@ -183,7 +156,7 @@ def _ttl(body: dict[str, Any]) -> int:
 
 
 def parse_rule_request(body: Any, rule_id: str, now_s: float) -> StoredDyeRule:
-    """The rule a POST body asks for; raises _Problem(422) naming the field."""
+    """The rule a POST body asks for; raises ApiProblem(422) naming the field."""
     if not isinstance(body, dict):
         raise _invalid("body", "must be a JSON object")
     _check_fields(body, _FIELDS, "")
@@ -255,9 +228,11 @@ class DyeRulesAPI:
     def routes(self) -> list[BaseRoute]:
         """The routes, to include in the main app."""
         return [
-            Route(DYE_RULES_PATH, _guard(self._list), methods=["GET"]),
-            Route(DYE_RULES_PATH, _guard(self._create), methods=["POST"]),
-            Route(DYE_RULES_PATH + "/{rule_id}", _guard(self._delete), methods=["DELETE"]),
+            Route(DYE_RULES_PATH, guard(self._list, "dye rules"), methods=["GET"]),
+            Route(DYE_RULES_PATH, guard(self._create, "dye rules"), methods=["POST"]),
+            Route(
+                DYE_RULES_PATH + "/{rule_id}", guard(self._delete, "dye rules"), methods=["DELETE"]
+            ),
         ]
 
     def _now_s(self) -> float:
@@ -268,18 +243,18 @@ class DyeRulesAPI:
             return
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
-            raise _Problem(
+            raise ApiProblem(
                 401, "authorization: this write needs 'Authorization: Bearer <admin token>'"
             )
         if not hmac.compare_digest(credentials.strip().encode(), self._token):
-            raise _Problem(403, "authorization: wrong admin token")
+            raise ApiProblem(403, "authorization: wrong admin token")
 
     async def _call(self, operation: str, call: Callable[[DyeRuleStore], T]) -> T:
         store = self._store()
         if store is None:
-            raise _Problem(503, "store: tinct is starting, the store is not open yet")
+            raise ApiProblem(503, "store: tinct is starting, the store is not open yet")
         if not isinstance(store, DyeRuleStore):
-            raise _Problem(501, "store: this store does not keep dye rules")
+            raise ApiProblem(501, "store: this store does not keep dye rules")
         histogram = self._metrics.store_query_duration.labels(operation)
 
         def timed() -> T:
@@ -298,11 +273,11 @@ class DyeRulesAPI:
         self._authorize(request)
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
-            raise _Problem(413, f"body: must be at most {MAX_BODY_BYTES} bytes, got {len(raw)}")
+            raise ApiProblem(413, f"body: must be at most {MAX_BODY_BYTES} bytes, got {len(raw)}")
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise _Problem(400, f"body: not valid JSON: {exc}") from None
+            raise ApiProblem(400, f"body: not valid JSON: {exc}") from None
         rule = parse_rule_request(body, self._new_id(), self._now_s())
         await self._call("add_dye_rule", lambda s: s.add_dye_rule(rule))
         logger.info(
@@ -322,6 +297,6 @@ class DyeRulesAPI:
         now_s = self._now_s()
         ended = await self._call("end_dye_rule", lambda s: s.end_dye_rule(rule_id, now_s))
         if not ended:
-            raise _Problem(404, f"id: no live dye rule {rule_id!r}")
+            raise ApiProblem(404, f"id: no live dye rule {rule_id!r}")
         logger.info("dye rule %s ended", rule_id)
         return Response(status_code=204)

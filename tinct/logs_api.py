@@ -33,9 +33,8 @@ the store opens, 501 for a store without logs, 500 when it fails.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -43,24 +42,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tinct.errors import StorageError
+from tinct.api_errors import ApiProblem, guard
 from tinct.logs import MAX_LOG_LIMIT, LogQuery, LogRow, plain_value
 from tinct.selfmetrics import SelfMetrics
 from tinct.storage.base import LogReader
 
 __all__ = ["LogsAPI", "LOGS_PATH", "DEFAULT_LIMIT", "log_json", "rfc3339_ns"]
 
-logger = logging.getLogger(__name__)
 
 LOGS_PATH = "/api/tinct/logs"
 DEFAULT_LIMIT = 1000
 _HEX = {16: re.compile(r"[0-9a-fA-F]{32}\Z"), 8: re.compile(r"[0-9a-fA-F]{16}\Z")}
-
-
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def rfc3339_ns(unix_ns: int) -> str:
@@ -102,10 +94,10 @@ def _hex_id(request: Request, name: str, size: int, *, required: bool) -> bytes:
     text = request.query_params.get(name, "").strip()
     if not text:
         if required:
-            raise _BadRequest(400, f"{name}: is required ({size * 2} hex digits)")
+            raise ApiProblem(400, f"{name}: is required ({size * 2} hex digits)")
         return b""
     if not _HEX[size].match(text):
-        raise _BadRequest(400, f"{name}: must be {size * 2} hex digits, got {text[:80]!r}")
+        raise ApiProblem(400, f"{name}: must be {size * 2} hex digits, got {text[:80]!r}")
     return bytes.fromhex(text)
 
 
@@ -116,9 +108,9 @@ def _limit(request: Request) -> int:
     try:
         value = int(text, 10)
     except ValueError:
-        raise _BadRequest(400, f"limit: must be an integer, got {text[:40]!r}") from None
+        raise ApiProblem(400, f"limit: must be an integer, got {text[:40]!r}") from None
     if not 1 <= value <= MAX_LOG_LIMIT:
-        raise _BadRequest(400, f"limit: must be between 1 and {MAX_LOG_LIMIT}, got {value}")
+        raise ApiProblem(400, f"limit: must be between 1 and {MAX_LOG_LIMIT}, got {value}")
     return value
 
 
@@ -136,7 +128,7 @@ class LogsAPI:
 
     def routes(self) -> list[BaseRoute]:
         """The routes, to include in the main app."""
-        return [Route(LOGS_PATH, _guard(self._list), methods=["GET"])]
+        return [Route(LOGS_PATH, guard(self._list, "logs"), methods=["GET"])]
 
     async def _list(self, request: Request) -> Response:
         query = LogQuery(
@@ -146,9 +138,9 @@ class LogsAPI:
         )
         store = self._store()
         if store is None:
-            raise _BadRequest(503, "store: tinct is starting, the store is not open yet")
+            raise ApiProblem(503, "store: tinct is starting, the store is not open yet")
         if not isinstance(store, LogReader):
-            raise _BadRequest(501, "store: this store does not keep logs")
+            raise ApiProblem(501, "store: this store does not keep logs")
         histogram = self._metrics.store_query_duration.labels("find_logs")
 
         def timed() -> list[LogRow]:
@@ -157,16 +149,3 @@ class LogsAPI:
 
         rows = await run_in_threadpool(timed)
         return JSONResponse({"logs": [log_json(r) for r in rows]})
-
-
-def _guard(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
-    async def guarded(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except _BadRequest as exc:
-            return JSONResponse({"error": str(exc)}, exc.status)
-        except StorageError as exc:
-            logger.exception("logs store call failed for %s", request.url.path)
-            return JSONResponse({"error": f"store failed: {exc}"}, 500)
-
-    return guarded

@@ -73,7 +73,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -82,6 +82,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tinct.api_errors import ApiProblem, guard
 from tinct.errors import ConfigError, StorageError
 from tinct.logs_api import rfc3339_ns
 from tinct.rum import (
@@ -116,7 +117,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SampleSink = Callable[[pa.Table], None]
-_Endpoint = Callable[[Request], Awaitable[Response]]
 
 RUM_JS_PATH = "/api/tinct/rum.js"
 RUM_PATH = "/api/tinct/rum"
@@ -126,14 +126,6 @@ DEFAULT_LIST_LIMIT = 100
 DEFAULT_WINDOW_NS = 3600 * 10**9
 _ORIGIN = re.compile(r"(https?)://([^/?#@\s]+?)(?::(\d{1,5}))?\Z", re.IGNORECASE)
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
-
-
-class _Problem(Exception):
-    """An answer other than success: ``status`` and the error text."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def parse_allowed_origins(origins: Sequence[str]) -> frozenset[str]:
@@ -204,22 +196,22 @@ def _time_param(request: Request, name: str, default: int) -> int:
         try:
             moment = dt.datetime.fromisoformat(text)
         except ValueError:
-            raise _Problem(
+            raise ApiProblem(
                 400, f"{name}: must be RFC 3339 or Unix seconds, got {text[:40]!r}"
             ) from None
         if moment.tzinfo is None:
-            raise _Problem(400, f"{name}: RFC 3339 time needs a zone (Z or +hh:mm)") from None
+            raise ApiProblem(400, f"{name}: RFC 3339 time needs a zone (Z or +hh:mm)") from None
         delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
     if not math.isfinite(seconds) or not 0 <= seconds <= 2**63 / 1e9:
-        raise _Problem(400, f"{name}: must be between 0 and {2**63 // 10**9} seconds")
+        raise ApiProblem(400, f"{name}: must be between 0 and {2**63 // 10**9} seconds")
     return round(seconds * 1e9)
 
 
 def _text_param(request: Request, name: str, limit: int) -> str:
     text = request.query_params.get(name, "")
     if len(text) > limit:
-        raise _Problem(400, f"{name}: must be at most {limit} characters, got {len(text)}")
+        raise ApiProblem(400, f"{name}: must be at most {limit} characters, got {len(text)}")
     return text
 
 
@@ -230,14 +222,14 @@ def _limit_param(request: Request) -> int:
     try:
         value = int(text, 10)
     except ValueError:
-        raise _Problem(400, f"limit: must be an integer, got {text[:40]!r}") from None
+        raise ApiProblem(400, f"limit: must be an integer, got {text[:40]!r}") from None
     if not 1 <= value <= MAX_RUM_EVENT_LIMIT:
-        raise _Problem(400, f"limit: must be between 1 and {MAX_RUM_EVENT_LIMIT}, got {value}")
+        raise ApiProblem(400, f"limit: must be between 1 and {MAX_RUM_EVENT_LIMIT}, got {value}")
     return value
 
 
 async def _bounded_body(request: Request) -> bytes:
-    too_large = _Problem(413, f"body: must be at most {MAX_BODY_BYTES} bytes")
+    too_large = ApiProblem(413, f"body: must be at most {MAX_BODY_BYTES} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise too_large
@@ -298,9 +290,9 @@ class RumAPI:
         """The routes, to include in the main app."""
         return [
             Route(RUM_JS_PATH, self._js, methods=["GET"]),
-            Route(RUM_PATH, _guard(self._preflight), methods=["OPTIONS"]),
-            Route(RUM_PATH, _guard(self._report), methods=["POST"]),
-            Route(RUM_ERRORS_PATH, _guard(self._list), methods=["GET"]),
+            Route(RUM_PATH, guard(self._preflight, "browser errors"), methods=["OPTIONS"]),
+            Route(RUM_PATH, guard(self._report, "browser errors"), methods=["POST"]),
+            Route(RUM_ERRORS_PATH, guard(self._list, "browser errors"), methods=["GET"]),
         ]
 
     async def _js(self, request: Request) -> Response:
@@ -323,7 +315,7 @@ class RumAPI:
             return {"Access-Control-Allow-Origin": "*"}
         if _normal_origin(origin.strip()) in self._origins:
             return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-        raise _Problem(
+        raise ApiProblem(
             403, f"origin: {origin[:100]!r} may not report here (not in the rum allowed origins)"
         )
 
@@ -346,11 +338,11 @@ class RumAPI:
             try:
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-                raise _Problem(400, f"body: not valid JSON: {str(exc)[:200]}") from None
+                raise ApiProblem(400, f"body: not valid JSON: {str(exc)[:200]}") from None
             try:
                 report = parse_report(body)
             except ValueError as exc:
-                raise _Problem(422, str(exc)) from None
+                raise ApiProblem(422, str(exc)) from None
             now_ns = self._clock()
             if report.errors:
                 store = self._events_store()
@@ -359,11 +351,11 @@ class RumAPI:
                     await run_in_threadpool(store.write_rum_events, batch)
                 except StorageError as exc:
                     logger.exception("storing browser errors failed")
-                    raise _Problem(503, f"store failed, retry later: {exc}") from None
+                    raise ApiProblem(503, f"store failed, retry later: {exc}") from None
             table = self._series.record(report, now_ns // 1_000_000)
             if table.num_rows:
                 await run_in_threadpool(self._write_samples, table)
-        except _Problem as exc:
+        except ApiProblem as exc:
             return JSONResponse({"error": str(exc)}, exc.status, headers=cors)
         counts = {"navigations": len(report.navigations), "errors": len(report.errors)}
         return JSONResponse(counts, headers=cors)
@@ -371,9 +363,9 @@ class RumAPI:
     def _events_store(self) -> RumEventStore:
         store = self._store()
         if store is None:
-            raise _Problem(503, "store: tinct is starting, the store is not open yet")
+            raise ApiProblem(503, "store: tinct is starting, the store is not open yet")
         if not isinstance(store, RumEventStore):
-            raise _Problem(501, "store: this store does not keep browser events")
+            raise ApiProblem(501, "store: this store does not keep browser events")
         return store
 
     def _event_batch(self, report: RumReport, now_ns: int, user_agent: str) -> pa.Table:
@@ -406,10 +398,12 @@ class RumAPI:
         end = _time_param(request, "end", now)
         start = _time_param(request, "start", max(0, end - DEFAULT_WINDOW_NS))
         if start > end:
-            raise _Problem(400, "start: must not be after end")
+            raise ApiProblem(400, "start: must not be after end")
         kind = request.query_params.get("kind", "")
         if kind and kind not in ERROR_KINDS:
-            raise _Problem(400, f"kind: must be one of {', '.join(ERROR_KINDS)}, got {kind[:40]!r}")
+            raise ApiProblem(
+                400, f"kind: must be one of {', '.join(ERROR_KINDS)}, got {kind[:40]!r}"
+            )
         query = RumEventQuery(
             start_ns=start,
             end_ns=end,
@@ -423,15 +417,5 @@ class RumAPI:
             rows = await run_in_threadpool(store.find_rum_events, query)
         except StorageError as exc:
             logger.exception("reading browser errors failed")
-            raise _Problem(503, f"store failed, retry later: {exc}") from None
+            raise ApiProblem(503, f"store failed, retry later: {exc}") from None
         return JSONResponse({"errors": [_error_json(r) for r in rows]})
-
-
-def _guard(endpoint: _Endpoint) -> _Endpoint:
-    async def guarded(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except _Problem as exc:
-            return JSONResponse({"error": str(exc)}, exc.status)
-
-    return guarded

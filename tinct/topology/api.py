@@ -28,10 +28,9 @@ parameter, 503 while the store opens, 501 for a store without topology,
 
 from __future__ import annotations
 
-import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tinct.errors import StorageError
+from tinct.api_errors import ApiProblem, guard
 from tinct.storage.base import SpanReader
 from tinct.storage.topology import EdgeQuery, TopologyStore
 from tinct.topology.calls import span_info_of_row, trace_calls, trace_weight
@@ -48,7 +47,6 @@ from tinct.topology.static import StaticTopology
 
 __all__ = ["TopologyAPI", "TOPOLOGY_PATH", "DEFAULT_WINDOW_MS", "LEVELS"]
 
-logger = logging.getLogger(__name__)
 
 TOPOLOGY_PATH = "/api/tinct/topology"
 DEFAULT_WINDOW_MS = 3_600_000
@@ -58,12 +56,6 @@ _TRACE_ID = re.compile(r"[0-9a-fA-F]{32}\Z")
 _BOOLS = {"true": True, "1": True, "false": False, "0": False, "": False}
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def _ms(params: Any, name: str, default: int) -> int:
     text = params.get(name, "").strip()
     if not text:
@@ -71,9 +63,9 @@ def _ms(params: Any, name: str, default: int) -> int:
     try:
         value = int(text, 10)
     except ValueError:
-        raise _BadRequest(400, f"{name}: must be Unix milliseconds, got {text[:40]!r}") from None
+        raise ApiProblem(400, f"{name}: must be Unix milliseconds, got {text[:40]!r}") from None
     if not 0 <= value <= _MAX_MS:
-        raise _BadRequest(400, f"{name}: must be between 0 and {_MAX_MS}, got {value}")
+        raise ApiProblem(400, f"{name}: must be between 0 and {_MAX_MS}, got {value}")
     return value
 
 
@@ -103,31 +95,31 @@ class TopologyAPI:
 
     def routes(self) -> list[BaseRoute]:
         """The routes, to include in the main app."""
-        return [Route(TOPOLOGY_PATH, _guard(self._topology), methods=["GET"])]
+        return [Route(TOPOLOGY_PATH, guard(self._topology, "topology"), methods=["GET"])]
 
     async def _topology(self, request: Request) -> Response:
         params = request.query_params
         end = _ms(params, "end", int(self._clock() * 1000))
         start = _ms(params, "start", max(0, end - DEFAULT_WINDOW_MS))
         if start > end:
-            raise _BadRequest(400, f"start: must not be after end ({start} > {end})")
+            raise ApiProblem(400, f"start: must not be after end ({start} > {end})")
         level = params.get("level", "service").strip() or "service"
         if level not in LEVELS:
-            raise _BadRequest(400, f"level: must be one of {', '.join(LEVELS)}, got {level[:40]!r}")
+            raise ApiProblem(400, f"level: must be one of {', '.join(LEVELS)}, got {level[:40]!r}")
         scaled_text = params.get("scaled", "").strip().lower()
         if scaled_text not in _BOOLS:
-            raise _BadRequest(400, f"scaled: must be true or false, got {scaled_text[:40]!r}")
+            raise ApiProblem(400, f"scaled: must be true or false, got {scaled_text[:40]!r}")
         trace_text = params.get("trace", "").strip()
         if trace_text and not _TRACE_ID.match(trace_text):
-            raise _BadRequest(400, f"trace: must be 32 hex digits, got {trace_text[:80]!r}")
+            raise ApiProblem(400, f"trace: must be 32 hex digits, got {trace_text[:80]!r}")
         service = params.get("service", "").strip()
         dye = params.get("dye", "").strip()
         interfaces = level == "interface"
         store = self._store()
         if store is None:
-            raise _BadRequest(503, "store: tinct is starting, the store is not open yet")
+            raise ApiProblem(503, "store: tinct is starting, the store is not open yet")
         if not isinstance(store, TopologyStore):
-            raise _BadRequest(501, "store: this store keeps no topology")
+            raise ApiProblem(501, "store: this store keeps no topology")
         static = self._static()
         services = (service,) if service else ()
 
@@ -135,7 +127,7 @@ class TopologyAPI:
             if trace_text:
                 reader = self._spans()
                 if not isinstance(reader, SpanReader):
-                    raise _BadRequest(501, "store: this store keeps no spans")
+                    raise ApiProblem(501, "store: this store keeps no spans")
                 stored = reader.get_trace(bytes.fromhex(trace_text))
                 spans = [span_info_of_row(r) for r in stored]
                 calls = trace_calls(spans)
@@ -155,16 +147,3 @@ class TopologyAPI:
             )
 
         return JSONResponse(await run_in_threadpool(read))
-
-
-def _guard(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
-    async def guarded(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except _BadRequest as exc:
-            return JSONResponse({"error": str(exc)}, exc.status)
-        except StorageError as exc:
-            logger.exception("topology store call failed")
-            return JSONResponse({"error": f"store failed: {exc}"}, 500)
-
-    return guarded
