@@ -12,11 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from tinct.dashboards.timerange import REFRESH_INTERVALS, TimeRange, time_range
 
-__all__ = ["ViewState", "parse_search", "build_search", "with_params", "DEFAULT_FROM"]
+__all__ = [
+    "ViewState",
+    "parse_search",
+    "build_search",
+    "with_params",
+    "time_query",
+    "DEFAULT_FROM",
+]
 
 DEFAULT_FROM, DEFAULT_TO = "now-1h", "now"
 _VAR = "var-"
@@ -35,6 +42,12 @@ def build_search(params: Mapping[str, Sequence[str] | str]) -> str:
         for v in [value] if isinstance(value, str) else value:
             pairs.append((key, v))
     return "?" + urlencode(pairs) if pairs else ""
+
+
+def time_query(params: Mapping[str, Sequence[str]]) -> str:
+    """The time range of a URL's parameters (``from``, ``to``, ``tz``) as
+    ``&k=v`` pairs, to carry it into links to other views."""
+    return "".join(f"&{k}={quote(params[k][0])}" for k in ("from", "to", "tz") if params.get(k))
 
 
 def with_params(search: str | None, **updates: Sequence[str] | str | None) -> str:

@@ -10,7 +10,7 @@ from dash import Input, Output, State
 
 from tinct.dashboards import ids
 from tinct.dashboards.context import Context
-from tinct.dashboards.urlstate import parse_search
+from tinct.dashboards.urlstate import parse_search, time_query
 
 __all__ = ["register", "service_dashboard_href"]
 
@@ -21,7 +21,7 @@ INTERFACE_DASHBOARD = "/d/tinct-interfaces/interfaces"
 def service_dashboard_href(node: dict[str, Any], search: str | None) -> str | None:
     """The dashboard a node opens, keeping the time range; None for nodes without one."""
     params = parse_search(search)
-    keep = "".join(f"&{k}={quote(params[k][0])}" for k in ("from", "to", "tz") if params.get(k))
+    keep = time_query(params)
     if node.get("kind") == "service":
         return f"{SERVICE_DASHBOARD}?var-service={quote(node['id'])}{keep}"
     if node.get("kind") == "interface":

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import quote
 
 from dash import dcc, html
 
@@ -41,7 +40,7 @@ from tinct.dashboards.model import Dashboard
 from tinct.dashboards.panel_data import PanelData, PanelQuery, query_panel
 from tinct.dashboards.query import QueryError
 from tinct.dashboards.repeats import LaidOutPanel, LaidOutRow, expand_repeats
-from tinct.dashboards.urlstate import ViewState, build_search
+from tinct.dashboards.urlstate import ViewState, build_search, time_query
 from tinct.dashboards.variables import ALL_VALUE, ResolvedVariable, VariableScope, resolve_variables
 
 __all__ = ["layout", "DashboardView", "open_dashboard", "render_rows", "VARIABLES_SHOWN"]
@@ -119,12 +118,6 @@ def _service_of(lp: LaidOutPanel, scope: VariableScope) -> str:
     return values[0] if len(values) == 1 and values[0] != ALL_VALUE else ""
 
 
-def _time_search(view: ViewState) -> str:
-    return "".join(
-        f"&{k}={quote(view.params[k][0])}" for k in ("from", "to", "tz") if k in view.params
-    )
-
-
 def render_rows(ctx: Context, dv: DashboardView, rows: Sequence[LaidOutRow]) -> list[Any]:
     """The panels of ``rows``, their queries run in parallel on the context's workers."""
     view = dv.view
@@ -143,7 +136,7 @@ def render_rows(ctx: Context, dv: DashboardView, rows: Sequence[LaidOutRow]) -> 
         for lp in row.panels:
             scope = scopes[lp.key]
             service = _service_of(lp, scope)
-            links = [traces_link(service, _time_search(view))] if service else []
+            links = [traces_link(service, time_query(view.params))] if service else []
             if lp.key in jobs:
                 data = jobs[lp.key].result()
                 body = panel_body(

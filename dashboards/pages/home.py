@@ -20,7 +20,7 @@ from tinct.dashboards.components.shell import LAYER_LINKS
 from tinct.dashboards.context import Context
 from tinct.dashboards.figures.units import format_value
 from tinct.dashboards.query import QueryError
-from tinct.dashboards.urlstate import ViewState
+from tinct.dashboards.urlstate import ViewState, time_query
 
 __all__ = ["layout", "LAYER_FIGURES"]
 
@@ -133,7 +133,7 @@ def layout(ctx: Context, view: ViewState, **_: str) -> Any:
         ]
         cards.append(
             dcc.Link(
-                href=hrefs[layer] + view_search(view),
+                href=hrefs[layer] + time_query(view.params).replace("&", "?", 1),
                 children=html.Div(
                     id=f"layer-card-{layer}",
                     className=f"card {state}",
@@ -173,9 +173,3 @@ def layout(ctx: Context, view: ViewState, **_: str) -> Any:
             table if firing else html.P("No alert is firing.", className="muted"),
         ]
     )
-
-
-def view_search(view: ViewState) -> str:
-    """The time range part of the URL, to carry into links."""
-    keep = [f"{k}={view.params[k][0]}" for k in ("from", "to", "tz") if k in view.params]
-    return "?" + "&".join(keep) if keep else ""
