@@ -283,28 +283,42 @@ def prometheus_server(
     }
     config_file = workdir / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config))
+    with prometheus_process(workdir, config_file) as base:
+        prometheus = Prometheus(base)
+        try:
+            yield prometheus
+        finally:
+            prometheus.close()
+
+
+@contextlib.contextmanager
+def prometheus_process(
+    workdir: Path, config_file: Path, *flags: str, data: Path | None = None
+) -> Iterator[str]:
+    """Debian's Prometheus with ``config_file`` (and ``flags``) on a free
+    loopback port, its TSDB in ``data`` (``workdir/data``); yields its base
+    URL once ready and stops it by PID."""
     port = free_port()
-    log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config_file}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-    )
-    prometheus = Prometheus(f"http://127.0.0.1:{port}")
-    try:
-        wait_for_port(port, 60, proc)
-        _wait_ready(prometheus.base, proc)
-        yield prometheus
-    finally:
-        prometheus.close()
-        stop_pid(proc)
-        log.close()
+    with open(workdir / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={config_file}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                f"--storage.tsdb.path={data or workdir / 'data'}",
+                *flags,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_port(port, 60, proc)
+            _wait_ready(base, proc)
+            yield base
+        finally:
+            stop_pid(proc)
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:

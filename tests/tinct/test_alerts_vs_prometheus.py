@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +28,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.prometheus_server import PROMETHEUS, _wait_ready
-from tests.servers import TinctProcess, free_port, stop_pid, wait_for_port
+from tests.prometheus_server import PROMETHEUS, prometheus_process
+from tests.servers import TinctProcess
 from tinct.collectors.remote_write_proto import encode_write_request
 
 pytestmark = [
@@ -130,28 +129,13 @@ def _current(now_ms: int) -> bytes:
 
 @contextlib.contextmanager
 def _prometheus(workdir: Path) -> Iterator[str]:
-    port = free_port()
-    log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-            "--web.enable-remote-write-receiver",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_port(port, 60, proc)
-        _wait_ready(base, proc)
+    with prometheus_process(
+        workdir,
+        workdir / "prometheus.yml",
+        "--web.enable-remote-write-receiver",
+        data=workdir / "prometheus-data",
+    ) as base:
         yield base
-    finally:
-        stop_pid(proc)
-        log.close()
 
 
 @contextlib.contextmanager

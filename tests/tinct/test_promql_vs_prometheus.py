@@ -20,7 +20,6 @@ import contextlib
 import math
 import random
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +31,7 @@ import yaml
 from starlette.applications import Starlette
 
 from tests.appserver import serve_app
-from tests.prometheus_server import PROMETHEUS, _wait_ready
-from tests.servers import free_port, stop_pid, wait_for_port
+from tests.prometheus_server import PROMETHEUS, prometheus_process
 from tinct.collectors.remote_write_proto import encode_write_request
 from tinct.promql.api import PrometheusAPI
 from tinct.promql.engine import Engine
@@ -153,28 +151,8 @@ def _prometheus(workdir: Path) -> Iterator[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
     config.write_text(yaml.safe_dump({"global": {"scrape_interval": "15s"}}))
-    port = free_port()
-    log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            "--web.enable-remote-write-receiver",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_port(port, 60, proc)
-        _wait_ready(base, proc)
+    with prometheus_process(workdir, config, "--web.enable-remote-write-receiver") as base:
         yield base
-    finally:
-        stop_pid(proc)
-        log.close()
 
 
 def _tinct_app(store: InMemoryMetricStore) -> Starlette:
