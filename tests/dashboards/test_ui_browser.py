@@ -223,9 +223,14 @@ def _traces(demo: Demo, service: str, **params: Any) -> list[dict[str, Any]]:
 
 def test_a_trace_waterfall_has_one_row_per_span(demo: Demo, page: Page) -> None:
     def wide() -> dict[str, Any] | None:
-        return next((t for t in _traces(demo, "gateway", limit=20) if len(t["spans"]) >= 4), None)
+        # A finished trace: started 20 s ago or more, its spans all exported
+        # (the services export every few seconds), so the page and the API
+        # see the same spans.
+        end_us = int((time.time() - 20) * 1e6)
+        found = _traces(demo, "gateway", limit=20, end=end_us)
+        return next((t for t in found if len(t["spans"]) >= 4), None)
 
-    trace = eventually(wide, "gateway trace of 4 spans or more")
+    trace = eventually(wide, "finished gateway trace of 4 spans or more", timeout=60)
     _open(page, demo, f"/traces?trace={trace['traceID']}")
     rows = page.locator("#waterfall .span-row")
     # The rows are one block of HTML, drawn once its component has rendered.
